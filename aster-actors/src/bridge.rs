@@ -1,0 +1,772 @@
+//! The stream bridge: reads one QUIC bi-stream of the `aster/1` ALPN, validates its
+//! StreamHeader in the reference's dispatch order, and turns frames into typed messages for
+//! the service's actors (all four patterns, plus v0.1 session streams with CALL/CANCEL frames).
+//!
+//! Dispatch order and error trailers (protocol §3.7): missing HEADER → INTERNAL; undecodable
+//! header → INTERNAL; empty service → INVALID_ARGUMENT; unknown (service, version) →
+//! NOT_FOUND; scope mismatch → FAILED_PRECONDITION; unknown method → UNIMPLEMENTED;
+//! serialization mode not accepted → INVALID_ARGUMENT; bad metadata → INVALID_ARGUMENT;
+//! expired deadline → DEADLINE_EXCEEDED; then the handler runs under
+//! min(deadline, method timeout, 300 s).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aster_runtime::codec::PayloadCodec;
+use aster_runtime::transport::stream::{FrameReader, FrameWriter};
+use aster_runtime::wire::{CallHeader, Frame, ProtocolMessage, RpcStatus, StreamHeader, flags, limits};
+use aster_runtime::{SerializationMode, Status};
+use bytes::Bytes;
+use iroh::EndpointId;
+use iroh::endpoint::{RecvStream, SendStream};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::context::{CallContext, CallContextParts};
+use crate::host::{ServiceHost, SessionLink};
+use crate::io::{CHANNEL_CAPACITY, Inbound};
+use crate::service::{Completion, Outcome, Pattern, RawCall, Scope, ServiceDescriptor, SessionInfo};
+
+/// Settings the bridge applies to every stream.
+#[derive(Clone, Debug)]
+pub(crate) struct BridgeConfig {
+    pub(crate) max_frame_size: u32,
+    pub(crate) handler_cap: Duration,
+    pub(crate) deadline_skew_ms: i64,
+}
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        BridgeConfig {
+            max_frame_size: limits::MAX_FRAME_SIZE,
+            handler_cap: limits::MAX_HANDLER_TIMEOUT,
+            deadline_skew_ms: limits::DEADLINE_SKEW_MS,
+        }
+    }
+}
+
+/// The registered services, keyed by (name, version). Immutable once the node runs.
+pub(crate) type Registry = HashMap<(String, i64), Arc<dyn ServiceHost>>;
+
+/// Everything a bridge needs, shared by all connections of a node.
+pub(crate) struct BridgeEnv {
+    pub(crate) registry: Registry,
+    pub(crate) config: BridgeConfig,
+    /// Cancelled when shutdown's grace period is over: every running call is cancelled.
+    pub(crate) hard_stop: CancellationToken,
+}
+
+fn now_epoch_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn trailer(status: &Status, json: bool) -> Vec<u8> {
+    RpcStatus::from(status).encode(json)
+}
+
+async fn write_trailer_and_finish(writer: &mut FrameWriter, status: &Status, json: bool) {
+    if writer.push(flags::TRAILER, &trailer(status, json)).is_ok() {
+        let _ = writer.finish().await;
+    }
+}
+
+fn is_data(frame: &Frame) -> bool {
+    frame.flags & !flags::COMPRESSED == 0
+}
+
+/// The effective deadline of a call: the caller's wire deadline, the method's timeout and the
+/// handler cap, whichever comes first. `Err` when the wire deadline passed (beyond the skew).
+fn effective_deadline(
+    wire_ms: i64,
+    method_timeout: Option<Duration>,
+    cfg: &BridgeConfig,
+) -> Result<(Instant, Option<Instant>), Status> {
+    let now = Instant::now();
+    let mut limit = now + cfg.handler_cap;
+    if let Some(t) = method_timeout {
+        limit = limit.min(now + t);
+    }
+    let mut caller = None;
+    if wire_ms > 0 {
+        let remaining = wire_ms - now_epoch_ms();
+        if remaining + cfg.deadline_skew_ms < 0 {
+            return Err(Status::deadline_exceeded(format!(
+                "deadline expired {} ms before the call started",
+                -remaining
+            )));
+        }
+        let at = now + Duration::from_millis(remaining.max(0) as u64);
+        caller = Some(at);
+        // Enforcement tolerates the configured clock skew; the caller's own timer is exact.
+        limit = limit.min(now + Duration::from_millis((remaining + cfg.deadline_skew_ms).max(0) as u64));
+    }
+    Ok((limit, caller))
+}
+
+struct Prepared {
+    ctx: CallContext,
+    cancel: CancellationToken,
+    enforce_at: Instant,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn prepare_call(
+    env: &BridgeEnv,
+    desc: &ServiceDescriptor,
+    method_idx: usize,
+    peer: EndpointId,
+    call_id: &str,
+    session_id: Option<&str>,
+    deadline_ms: i64,
+    keys: &[String],
+    values: &[String],
+) -> Result<Prepared, Status> {
+    limits::validate_metadata(keys, values)?;
+    let method = &desc.methods[method_idx];
+    let (enforce_at, caller) = effective_deadline(deadline_ms, method.timeout, &env.config)?;
+    let cancel = env.hard_stop.child_token();
+    let ctx = CallContext::new(
+        CallContextParts {
+            service: desc.name.to_string(),
+            method: method.name.to_string(),
+            call_id: call_id.to_string(),
+            session_id: session_id.map(str::to_string),
+            peer,
+            deadline: caller,
+            deadline_epoch_ms: deadline_ms,
+            metadata: keys.iter().cloned().zip(values.iter().cloned()).collect(),
+            attributes: Vec::new(),
+        },
+        cancel.clone(),
+    );
+    Ok(Prepared { ctx, cancel, enforce_at })
+}
+
+/// Serves one accepted bi-stream to completion. Never panics on peer input.
+pub(crate) async fn serve_stream(env: Arc<BridgeEnv>, peer: EndpointId, send: SendStream, recv: RecvStream) {
+    let mut reader = FrameReader::new(recv).with_max_frame_size(env.config.max_frame_size);
+    let mut writer = FrameWriter::new(send);
+    let first = match reader.next().await {
+        Ok(Some(f)) => f,
+        Ok(None) => {
+            let _ = writer.finish().await;
+            return;
+        }
+        Err(e) => {
+            write_trailer_and_finish(&mut writer, &e.to_status(), false).await;
+            return;
+        }
+    };
+    let sniff_json = first.payload.first() == Some(&b'{');
+    if !first.has(flags::HEADER) {
+        let s = Status::internal("First frame must have HEADER flag");
+        write_trailer_and_finish(&mut writer, &s, sniff_json).await;
+        return;
+    }
+    let header = match StreamHeader::decode_sniffed(&first.payload) {
+        Ok(h) => h,
+        Err(e) => {
+            let s = Status::internal(format!("Invalid StreamHeader: {e}"));
+            write_trailer_and_finish(&mut writer, &s, sniff_json).await;
+            return;
+        }
+    };
+    let json = header.serialization_mode == SerializationMode::Json.as_i64() || sniff_json;
+    match route_header(&env, &header) {
+        Ok((host, None)) => serve_session(&env, host, peer, header, json, reader, writer).await,
+        Ok((host, Some(idx))) => serve_call(&env, host, idx, peer, header, reader, writer).await,
+        Err(status) => write_trailer_and_finish(&mut writer, &status, json).await,
+    }
+}
+
+/// Steps 3–7 of the dispatch order. `Ok((host, None))` = a session stream.
+fn route_header(env: &BridgeEnv, h: &StreamHeader) -> Result<(Arc<dyn ServiceHost>, Option<usize>), Status> {
+    if h.service.is_empty() {
+        return Err(Status::invalid_argument("Missing service name"));
+    }
+    let host = env
+        .registry
+        .get(&(h.service.clone(), h.version))
+        .cloned()
+        .ok_or_else(|| Status::not_found(format!("Service '{}' v{} not found", h.service, h.version)))?;
+    let desc = host.descriptor();
+    match (desc.scope, h.method.is_empty()) {
+        (Scope::Shared, true) => {
+            return Err(Status::failed_precondition(format!(
+                "Service '{}' is shared-scoped; a session stream (empty method) is only valid for session-scoped services",
+                desc.name
+            )));
+        }
+        (Scope::Session, false) => {
+            return Err(Status::failed_precondition(format!(
+                "Service '{}' is session-scoped; open a session stream (empty method) and send CALL frames",
+                desc.name
+            )));
+        }
+        _ => {}
+    }
+    let idx = if h.method.is_empty() {
+        None
+    } else {
+        Some(desc.method_index(&h.method).ok_or_else(|| {
+            Status::unimplemented(format!("Method '{}.{}' not implemented", desc.name, h.method))
+        })?)
+    };
+    match SerializationMode::from_i64(h.serialization_mode) {
+        Some(m) if desc.accepts_mode(m) => {}
+        _ => {
+            let accepted: Vec<&str> = desc.serialization.iter().map(|m| m.as_str()).chain(["json"]).collect();
+            return Err(Status::invalid_argument(format!(
+                "serialization mode {} is not accepted by service '{}' (accepts: {})",
+                h.serialization_mode,
+                desc.name,
+                accepted.join(", ")
+            )));
+        }
+    }
+    Ok((host, idx))
+}
+
+fn mode_of(h: &StreamHeader) -> SerializationMode {
+    SerializationMode::from_i64(h.serialization_mode).unwrap_or(SerializationMode::Json)
+}
+
+/// Reads frames until the caller's input ends and forwards them to the call.
+/// Returns after EOF, a client TRAILER, an error, or when the call stops listening.
+async fn pump_input(mut reader: FrameReader, tx: mpsc::Sender<Inbound>, json: bool, cancel: CancellationToken) {
+    let mut count = 0usize;
+    loop {
+        let frame = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return,
+            f = reader.next() => f,
+        };
+        match frame {
+            Ok(None) => return,
+            Ok(Some(f)) if f.has(flags::TRAILER) => {
+                match RpcStatus::decode(&f.payload, json) {
+                    Ok(s) if s.code == 0 => {}
+                    Ok(s) => {
+                        let _ = tx.send(Inbound::Error(Status::cancelled(format!(
+                            "caller ended its input with status {}",
+                            s.to_status()
+                        ))))
+                        .await;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Inbound::Error(Status::internal(format!("malformed client trailer: {e}")))).await;
+                    }
+                }
+                return;
+            }
+            Ok(Some(f)) if f.has(flags::CANCEL) => {}
+            Ok(Some(f)) if !is_data(&f) => {
+                let _ = tx
+                    .send(Inbound::Error(Status::invalid_argument(format!(
+                        "unexpected frame with flags {:#04x} in request stream",
+                        f.flags
+                    ))))
+                    .await;
+                return;
+            }
+            Ok(Some(f)) => {
+                count += 1;
+                if count > limits::MAX_CLIENT_STREAM_ITEMS {
+                    let _ = tx
+                        .send(Inbound::Error(Status::resource_exhausted(format!(
+                            "client stream exceeded {} items",
+                            limits::MAX_CLIENT_STREAM_ITEMS
+                        ))))
+                        .await;
+                    reader.stop();
+                    return;
+                }
+                if tx.send(Inbound::Frame(f)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                // Reset by the caller or malformed input: the call is over.
+                let status = e.to_status();
+                cancel.cancel();
+                let _ = tx.send(Inbound::Error(status)).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Watches a request half whose input is complete: resolves when the caller resets it.
+async fn watch_reset(reader: &mut FrameReader) {
+    loop {
+        match reader.next().await {
+            Ok(None) => std::future::pending::<()>().await,
+            Ok(Some(_)) => continue,
+            Err(_) => return,
+        }
+    }
+}
+
+async fn serve_call(
+    env: &BridgeEnv,
+    host: Arc<dyn ServiceHost>,
+    idx: usize,
+    peer: EndpointId,
+    header: StreamHeader,
+    mut reader: FrameReader,
+    mut writer: FrameWriter,
+) {
+    let json = header.serialization_mode == SerializationMode::Json.as_i64();
+    let desc = host.descriptor();
+    let pattern = desc.methods[idx].pattern;
+    let prepared = match prepare_call(
+        env,
+        desc,
+        idx,
+        peer,
+        &header.call_id,
+        None,
+        header.deadline_epoch_ms,
+        &header.metadata_keys,
+        &header.metadata_values,
+    ) {
+        Ok(p) => p,
+        Err(s) => return write_trailer_and_finish(&mut writer, &s, json).await,
+    };
+    let Prepared { ctx, cancel, enforce_at } = prepared;
+    let codec = PayloadCodec::new(mode_of(&header));
+    let _guard = cancel.clone().drop_guard();
+
+    // Single-request patterns read their request before dispatch.
+    let mut request = None;
+    if !pattern.client_streams() {
+        loop {
+            match reader.next().await {
+                Ok(Some(f)) if f.has(flags::CANCEL) => continue,
+                Ok(Some(f)) if is_data(&f) => {
+                    request = Some(f);
+                    break;
+                }
+                Ok(Some(f)) => {
+                    let s = Status::invalid_argument(format!("expected a request frame, got flags {:#04x}", f.flags));
+                    return write_trailer_and_finish(&mut writer, &s, json).await;
+                }
+                Ok(None) => {
+                    let s = Status::invalid_argument("stream ended before the request frame");
+                    return write_trailer_and_finish(&mut writer, &s, json).await;
+                }
+                Err(e) => return write_trailer_and_finish(&mut writer, &e.to_status(), json).await,
+            }
+        }
+    }
+
+    let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(CHANNEL_CAPACITY);
+    let (in_tx, in_rx) = mpsc::channel::<Inbound>(CHANNEL_CAPACITY);
+    let raw = RawCall {
+        ctx,
+        codec,
+        request,
+        inbound: pattern.client_streams().then_some(in_rx),
+        outbound: pattern.server_streams().then_some(out_tx),
+    };
+
+    // Input pump for streaming requests (own task, so input never waits on output).
+    let mut reader_slot = Some(reader);
+    let pump = if pattern.client_streams() {
+        reader_slot.take().map(|r| tokio::spawn(pump_input(r, in_tx, json, cancel.clone())))
+    } else {
+        drop(in_tx);
+        None
+    };
+    let _pump_abort = pump.map(|h| AbortOnDrop(h.abort_handle()));
+
+    let deadline = tokio::time::Instant::from_std(enforce_at);
+    let dispatch = host.call(idx, raw);
+    let result: Result<Outcome, Status> = 'call: {
+        let mut completion: Completion = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break 'call Err(shutdown_or_cancel(env)),
+            _ = tokio::time::sleep_until(deadline) => break 'call Err(Status::deadline_exceeded("deadline exceeded")),
+            r = dispatch => match r {
+                Ok(c) => c,
+                Err(s) => break 'call Err(s),
+            },
+        };
+        loop {
+            let reset_watch = async {
+                match reader_slot.as_mut() {
+                    Some(r) => watch_reset(r).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                r = &mut completion => break 'call r,
+                Some(frame) = out_rx.recv() => {
+                    writer.push_encoded(&frame);
+                    while let Ok(more) = out_rx.try_recv() {
+                        writer.push_encoded(&more);
+                    }
+                    if writer.flush().await.is_err() {
+                        cancel.cancel();
+                        writer.reset();
+                        return;
+                    }
+                }
+                _ = reset_watch => {
+                    cancel.cancel();
+                    writer.reset();
+                    return;
+                }
+                _ = cancel.cancelled() => break 'call Err(shutdown_or_cancel(env)),
+                _ = tokio::time::sleep_until(deadline) => break 'call Err(Status::deadline_exceeded("deadline exceeded")),
+            }
+        }
+    };
+    if result.is_err() {
+        cancel.cancel();
+    }
+    // Frames the handler produced before finishing go out before the trailer.
+    while let Ok(frame) = out_rx.try_recv() {
+        writer.push_encoded(&frame);
+    }
+    let status = match result {
+        Ok(Outcome::Response(f, payload)) => match writer.push(f, &payload) {
+            Ok(()) => Status::ok(),
+            Err(s) => s,
+        },
+        Ok(Outcome::Done) => Status::ok(),
+        Err(s) => s,
+    };
+    write_trailer_and_finish(&mut writer, &status, json).await;
+}
+
+fn shutdown_or_cancel(env: &BridgeEnv) -> Status {
+    if env.hard_stop.is_cancelled() {
+        Status::unavailable("server is shutting down")
+    } else {
+        Status::cancelled("call was cancelled")
+    }
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+// ───────────────────────────── sessions (v0.1) ─────────────────────────────
+
+/// What ended a session call.
+enum CallEnd {
+    /// The call finished (its answer is written); the session continues.
+    Continue,
+    /// The session must end (protocol error, caller gone, unknown method).
+    EndSession,
+}
+
+struct SessionIo {
+    reader: FrameReader,
+    writer: FrameWriter,
+    json: bool,
+    /// A frame read ahead that belongs to the next call boundary.
+    pushback: Option<Frame>,
+}
+
+impl SessionIo {
+    async fn next(&mut self) -> Result<Option<Frame>, Status> {
+        if let Some(f) = self.pushback.take() {
+            return Ok(Some(f));
+        }
+        self.reader.next().await.map_err(|e| e.to_status())
+    }
+
+    async fn send_trailer(&mut self, status: &Status) -> Result<(), Status> {
+        let t = trailer(status, self.json);
+        self.writer.send(flags::TRAILER, &t).await
+    }
+}
+
+async fn serve_session(
+    env: &BridgeEnv,
+    host: Arc<dyn ServiceHost>,
+    peer: EndpointId,
+    header: StreamHeader,
+    json: bool,
+    reader: FrameReader,
+    mut writer: FrameWriter,
+) {
+    if let Err(s) = limits::validate_metadata(&header.metadata_keys, &header.metadata_values) {
+        return write_trailer_and_finish(&mut writer, &s, json).await;
+    }
+    let info = SessionInfo { peer, session_id: header.call_id.clone() };
+    let mut link = match host.open_session(info).await {
+        Ok(l) => l,
+        Err(s) => return write_trailer_and_finish(&mut writer, &s, json).await,
+    };
+    let codec = PayloadCodec::new(mode_of(&header));
+    let mut io = SessionIo { reader, writer, json, pushback: None };
+    loop {
+        let frame = tokio::select! {
+            biased;
+            _ = env.hard_stop.cancelled() => {
+                let _ = io.send_trailer(&Status::unavailable("server is shutting down")).await;
+                break;
+            }
+            f = io.next() => f,
+        };
+        let frame = match frame {
+            Ok(Some(f)) => f,
+            Ok(None) | Err(_) => break,
+        };
+        if frame.has(flags::CANCEL) {
+            // CANCEL with no call in flight is answered with a CANCELLED trailer.
+            if io.send_trailer(&Status::cancelled("cancelled")).await.is_err() {
+                break;
+            }
+            continue;
+        }
+        if !frame.has(flags::CALL) {
+            let s = Status::failed_precondition(format!(
+                "expected a CALL frame at a call boundary, got flags {:#04x}",
+                frame.flags
+            ));
+            let _ = io.send_trailer(&s).await;
+            break;
+        }
+        let end = session_call(env, &host, &mut *link, peer, &header, codec, frame, &mut io).await;
+        if matches!(end, CallEnd::EndSession) {
+            break;
+        }
+    }
+    link.close();
+    let _ = io.writer.finish().await;
+}
+
+/// Consumes the rest of a call's input (up to the caller's TRAILER for streaming input) so the
+/// session stays in sync after an early answer. A CALL frame is pushed back as the next boundary.
+async fn skip_input(io: &mut SessionIo, pattern: Pattern) -> CallEnd {
+    if !pattern.client_streams() {
+        return match io.next().await {
+            Ok(Some(f)) if is_data(&f) => CallEnd::Continue,
+            Ok(Some(f)) => {
+                io.pushback = Some(f);
+                CallEnd::Continue
+            }
+            _ => CallEnd::EndSession,
+        };
+    }
+    loop {
+        match io.next().await {
+            Ok(Some(f)) if f.has(flags::TRAILER) => return CallEnd::Continue,
+            Ok(Some(f)) if f.has(flags::CALL) || f.has(flags::CANCEL) => {
+                io.pushback = Some(f);
+                return CallEnd::Continue;
+            }
+            Ok(Some(_)) => continue,
+            _ => return CallEnd::EndSession,
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn session_call(
+    env: &BridgeEnv,
+    host: &Arc<dyn ServiceHost>,
+    link: &mut dyn SessionLink,
+    peer: EndpointId,
+    header: &StreamHeader,
+    codec: PayloadCodec,
+    frame: Frame,
+    io: &mut SessionIo,
+) -> CallEnd {
+    let desc = host.descriptor();
+    let call = match CallHeader::decode(&frame.payload, io.json) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = io.send_trailer(&Status::internal(format!("Invalid CallHeader: {e}"))).await;
+            return CallEnd::EndSession;
+        }
+    };
+    let Some(idx) = desc.method_index(&call.method) else {
+        let s = Status::unimplemented(format!("Method '{}.{}' not implemented", desc.name, call.method));
+        let _ = io.send_trailer(&s).await;
+        return CallEnd::EndSession;
+    };
+    let pattern = desc.methods[idx].pattern;
+    let prepared = prepare_call(
+        env,
+        desc,
+        idx,
+        peer,
+        &call.call_id,
+        Some(&header.call_id),
+        call.deadline_epoch_ms,
+        &call.metadata_keys,
+        &call.metadata_values,
+    );
+    let Prepared { ctx, cancel, enforce_at } = match prepared {
+        Ok(p) => p,
+        Err(s) => {
+            let end = skip_input(io, pattern).await;
+            return match io.send_trailer(&s).await {
+                Ok(()) => end,
+                Err(_) => CallEnd::EndSession,
+            };
+        }
+    };
+    let _guard = cancel.clone().drop_guard();
+
+    let mut request = None;
+    if !pattern.client_streams() {
+        match io.next().await {
+            Ok(Some(f)) if is_data(&f) => request = Some(f),
+            Ok(Some(f)) if f.has(flags::CANCEL) => {
+                return match io.send_trailer(&Status::cancelled("cancelled")).await {
+                    Ok(()) => CallEnd::Continue,
+                    Err(_) => CallEnd::EndSession,
+                };
+            }
+            Ok(Some(f)) => {
+                let s = Status::failed_precondition(format!(
+                    "expected the request frame of '{}', got flags {:#04x}",
+                    call.method, f.flags
+                ));
+                let _ = io.send_trailer(&s).await;
+                return CallEnd::EndSession;
+            }
+            _ => return CallEnd::EndSession,
+        }
+    }
+    let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(CHANNEL_CAPACITY);
+    let (in_tx, in_rx) = mpsc::channel::<Inbound>(CHANNEL_CAPACITY);
+    let raw = RawCall {
+        ctx,
+        codec,
+        request,
+        inbound: pattern.client_streams().then_some(in_rx),
+        outbound: pattern.server_streams().then_some(out_tx),
+    };
+    let mut completion = match link.call(idx, raw) {
+        Ok(c) => c,
+        Err(s) => {
+            let end = if pattern.client_streams() { skip_input(io, pattern).await } else { CallEnd::Continue };
+            return match io.send_trailer(&s).await {
+                Ok(()) => end,
+                Err(_) => CallEnd::EndSession,
+            };
+        }
+    };
+
+    let deadline = tokio::time::Instant::from_std(enforce_at);
+    let mut in_tx = pattern.client_streams().then_some(in_tx);
+    let mut pending: Option<Frame> = None;
+    let mut input_open = pattern.client_streams();
+    let mut cancelled_by_caller = false;
+    let mut end_session = false;
+
+    let result: Result<Outcome, Status> = loop {
+        let can_read = pending.is_none() && !end_session;
+        let mut close_input = false;
+        tokio::select! {
+            biased;
+            r = &mut completion => break r,
+            Some(out) = out_rx.recv() => {
+                io.writer.push_encoded(&out);
+                while let Ok(more) = out_rx.try_recv() {
+                    io.writer.push_encoded(&more);
+                }
+                if io.writer.flush().await.is_err() {
+                    cancel.cancel();
+                    return CallEnd::EndSession;
+                }
+            }
+            permit = async {
+                match in_tx.as_ref() {
+                    Some(tx) => tx.reserve().await.ok(),
+                    None => std::future::pending().await,
+                }
+            }, if pending.is_some() => {
+                match (permit, pending.take()) {
+                    (Some(p), Some(f)) => p.send(Inbound::Frame(f)),
+                    _ => close_input = true,
+                }
+            }
+            f = io.reader.next(), if can_read => match f {
+                Ok(Some(f)) if f.has(flags::CANCEL) => {
+                    cancelled_by_caller = true;
+                    cancel.cancel();
+                    break Err(Status::cancelled("cancelled"));
+                }
+                Ok(Some(f)) if input_open && f.has(flags::TRAILER) => {
+                    input_open = false;
+                    match RpcStatus::decode(&f.payload, io.json) {
+                        Ok(s) if s.code == 0 => close_input = true,
+                        Ok(s) => {
+                            cancel.cancel();
+                            break Err(Status::internal(format!("caller ended its input with {}", s.to_status())));
+                        }
+                        Err(e) => {
+                            cancel.cancel();
+                            break Err(Status::internal(format!("malformed client trailer: {e}")));
+                        }
+                    }
+                }
+                Ok(Some(f)) if input_open && is_data(&f) => { pending = Some(f); }
+                Ok(Some(f)) => {
+                    let s = Status::failed_precondition(format!(
+                        "unexpected frame with flags {:#04x} during call '{}'",
+                        f.flags, call.method
+                    ));
+                    cancel.cancel();
+                    end_session = true;
+                    break Err(s);
+                }
+                Ok(None) | Err(_) => {
+                    // Caller finished or reset mid-call: the session is over.
+                    cancel.cancel();
+                    return CallEnd::EndSession;
+                }
+            },
+            _ = env.hard_stop.cancelled() => {
+                end_session = true;
+                break Err(Status::unavailable("server is shutting down"));
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                cancel.cancel();
+                break Err(Status::deadline_exceeded("deadline exceeded"));
+            }
+        }
+        if close_input {
+            in_tx = None;
+        }
+    };
+    drop(in_tx);
+    if result.is_err() {
+        cancel.cancel();
+    }
+    if !cancelled_by_caller {
+        while let Ok(frame) = out_rx.try_recv() {
+            io.writer.push_encoded(&frame);
+        }
+    }
+    let write = match result {
+        // Session unary / client-stream success: one response frame, no trailer.
+        Ok(Outcome::Response(f, payload)) => io.writer.send(f, &payload).await,
+        Ok(Outcome::Done) => io.send_trailer(&Status::ok()).await,
+        Err(s) => io.send_trailer(&s).await,
+    };
+    if write.is_err() || end_session {
+        return CallEnd::EndSession;
+    }
+    if input_open && !cancelled_by_caller {
+        // The handler answered before the caller ended its input: consume the rest.
+        if pending.take().is_some() || input_open {
+            return skip_input(io, pattern).await;
+        }
+    }
+    CallEnd::Continue
+}

@@ -1,0 +1,153 @@
+//! The typed ends of a streaming call: [`Streaming<Req>`] (requests coming from the caller) and
+//! [`ServerSink<Resp>`] (responses going to the caller).
+//!
+//! Both are bounded channels between the stream bridge and the service actor, so a slow handler
+//! slows the QUIC stream (flow control) instead of growing memory.
+
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use aster_runtime::codec::{Message, PayloadCodec};
+use aster_runtime::wire::{Frame, encode_frame, limits};
+use aster_runtime::Status;
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Capacity of the bounded channels between a stream bridge and an actor.
+pub const CHANNEL_CAPACITY: usize = 32;
+
+/// One item of inbound traffic, as the bridge hands it to a [`Streaming`].
+#[derive(Debug)]
+pub(crate) enum Inbound {
+    /// A request frame (payload still encoded).
+    Frame(Frame),
+    /// The input ended abnormally.
+    Error(Status),
+}
+
+/// The stream of requests of a client-streaming or bidi call, decoded lazily with the call's
+/// serialization mode.
+///
+/// `message()` returns `Ok(None)` at the caller's end of input. The number of items is capped
+/// at [`limits::MAX_CLIENT_STREAM_ITEMS`] (RESOURCE_EXHAUSTED beyond).
+#[derive(Debug)]
+pub struct Streaming<T> {
+    rx: mpsc::Receiver<Inbound>,
+    codec: PayloadCodec,
+    received: usize,
+    max_items: usize,
+    done: bool,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: Message> Streaming<T> {
+    pub(crate) fn new(rx: mpsc::Receiver<Inbound>, codec: PayloadCodec) -> Self {
+        Streaming {
+            rx,
+            codec,
+            received: 0,
+            max_items: limits::MAX_CLIENT_STREAM_ITEMS,
+            done: false,
+            _t: PhantomData,
+        }
+    }
+
+    /// The next request; `Ok(None)` once the caller has ended its input.
+    pub async fn message(&mut self) -> Result<Option<T>, Status> {
+        if self.done {
+            return Ok(None);
+        }
+        let item = self.rx.recv().await;
+        self.accept(item)
+    }
+
+    fn accept(&mut self, item: Option<Inbound>) -> Result<Option<T>, Status> {
+        match item {
+            None => {
+                self.done = true;
+                Ok(None)
+            }
+            Some(Inbound::Error(status)) => {
+                self.done = true;
+                Err(status)
+            }
+            Some(Inbound::Frame(frame)) => {
+                self.received += 1;
+                if self.received > self.max_items {
+                    self.done = true;
+                    return Err(Status::resource_exhausted(format!(
+                        "client stream exceeded {} items",
+                        self.max_items
+                    )));
+                }
+                self.codec.decode::<T>(frame.flags, &frame.payload).map(Some)
+            }
+        }
+    }
+
+    /// How many requests have been received so far.
+    pub fn received(&self) -> usize {
+        self.received
+    }
+}
+
+impl<T: Message> futures::Stream for Streaming<T> {
+    type Item = Result<T, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        match this.rx.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(item) => Poll::Ready(this.accept(item).transpose()),
+        }
+    }
+}
+
+/// The sending end of a server-streaming or bidi call. Each `send` encodes one response
+/// frame; it waits when the caller is slow (bounded channel) and fails with CANCELLED once the
+/// call has ended or was cancelled.
+#[derive(Debug)]
+pub struct ServerSink<T> {
+    tx: mpsc::Sender<Bytes>,
+    codec: PayloadCodec,
+    cancel: CancellationToken,
+    sent: usize,
+    _t: PhantomData<fn(T)>,
+}
+
+impl<T: Message> ServerSink<T> {
+    pub(crate) fn new(tx: mpsc::Sender<Bytes>, codec: PayloadCodec, cancel: CancellationToken) -> Self {
+        ServerSink { tx, codec, cancel, sent: 0, _t: PhantomData }
+    }
+
+    /// Sends one response to the caller.
+    pub async fn send(&mut self, item: T) -> Result<(), Status> {
+        let (flags, payload) = self.codec.encode(&item)?;
+        let mut buf = BytesMut::with_capacity(payload.len() + 5);
+        encode_frame(flags, &payload, &mut buf).map_err(|e| e.to_status())?;
+        tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => Err(Status::cancelled("call was cancelled")),
+            r = self.tx.send(buf.freeze()) => {
+                r.map_err(|_| Status::cancelled("call has ended"))?;
+                self.sent += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// True when the call has ended or was cancelled (further sends fail).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed() || self.cancel.is_cancelled()
+    }
+
+    /// How many responses were sent so far.
+    pub fn sent(&self) -> usize {
+        self.sent
+    }
+}

@@ -1,0 +1,32 @@
+//! # aster-actors
+//!
+//! The actor runtime of aster-rs (on [ractor]): every service instance is an actor, a
+//! supervision tree owns the endpoint, the connections and the services, and typed mailboxes
+//! bridge QUIC streams to handler messages for all four RPC patterns.
+//!
+//! - [`NodeBuilder`] / [`AsterNode`]: configure, start, and gracefully stop a node.
+//! - [`service`]: descriptors, the typed-mailbox glue ([`ServiceDef`], [`RawCall`]) and the
+//!   handler traits ([`SharedService`], [`SessionService`]).
+//! - [`CallContext`], [`Streaming`], [`ServerSink`]: what handlers receive.
+//!
+//! A handler that panics fails only its call (INTERNAL with the panic message); its actor is
+//! restarted by its supervisor, with OTP-style restart intensity escalating to the node.
+
+mod bridge;
+pub mod context;
+mod host;
+pub mod io;
+mod node;
+mod pool;
+mod service_actors;
+pub mod service;
+pub mod supervision;
+
+pub use context::{CallContext, CallContextParts};
+pub use io::{ServerSink, Streaming};
+pub use node::{AsterNode, NodeBuilder, ServiceSummary, ShutdownReport};
+pub use service::{
+    MethodDescriptor, Pattern, RawCall, ReplyPort, Routed, Scope, ServiceDef, ServiceDescriptor, SessionInfo,
+    SessionService, SharedService,
+};
+pub use supervision::RestartIntensity;

@@ -1,0 +1,606 @@
+//! The node: [`NodeBuilder`] / [`AsterNode`] and the top of the supervision tree.
+//!
+//! ```text
+//! NodeSupervisor
+//! ├── ServiceSupervisor (per service: worker pool + stream actors, or session actors)
+//! └── EndpointActor (iroh Endpoint + Router; closes them on stop)
+//!     └── ConnectionActor (per accepted connection; one stream bridge task per bi-stream)
+//! ```
+//!
+//! Shutdown is ordered: stop admitting streams, drain in-flight calls up to the grace period
+//! (then cancel what is left: those calls end with UNAVAILABLE), stop the services, close the
+//! router and the endpoint (which closes the connections).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aster_runtime::transport::{self, ALPN_RPC, AsterTicket, EndpointConfig};
+use aster_runtime::wire::{ProtocolMessage, RpcStatus, flags};
+use aster_runtime::Status;
+use aster_sync::CallTracker;
+use iroh::endpoint::Connection;
+use iroh::protocol::{AcceptError, ProtocolHandler, Router};
+use iroh::{Endpoint, EndpointAddr, EndpointId, SecretKey};
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::bridge::{BridgeConfig, BridgeEnv, Registry, serve_stream};
+use crate::host::{ServiceHost, session_host, shared_host};
+use crate::service::{Scope, SessionInfo, SessionService, SharedService};
+use crate::supervision::{RestartIntensity, RestartWindow};
+
+// ───────────────────────────── in-flight calls ─────────────────────────────
+
+/// In-flight stream counter with a drain wait (the lock-free core is `aster_sync::CallTracker`).
+#[derive(Debug, Default)]
+pub(crate) struct Inflight {
+    tracker: CallTracker,
+    drained: Notify,
+}
+
+/// Held by a stream while it is being served.
+pub(crate) struct InflightGuard(Arc<Inflight>);
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        if self.0.tracker.end() {
+            self.0.drained.notify_waiters();
+        }
+    }
+}
+
+impl Inflight {
+    pub(crate) fn begin(self: &Arc<Self>) -> Option<InflightGuard> {
+        self.tracker.try_begin().then(|| InflightGuard(self.clone()))
+    }
+
+    /// Closes admission and waits until nothing is in flight or `grace` has passed.
+    /// Returns whether everything drained.
+    pub(crate) async fn drain(&self, grace: Duration) -> bool {
+        self.tracker.close();
+        let until = tokio::time::Instant::now() + grace;
+        loop {
+            let notified = self.drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.tracker.in_flight() == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(until, notified).await.is_err() {
+                return self.tracker.in_flight() == 0;
+            }
+        }
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.tracker.in_flight()
+    }
+}
+
+// ───────────────────────────── connections ─────────────────────────────
+
+/// iroh protocol handler of `aster/1`: each accepted connection becomes a `ConnectionActor`.
+#[derive(Clone)]
+struct AsterProtocol {
+    env: Arc<BridgeEnv>,
+    inflight: Arc<Inflight>,
+    endpoint_actor: ActorCell,
+}
+
+impl std::fmt::Debug for AsterProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsterProtocol").finish_non_exhaustive()
+    }
+}
+
+impl ProtocolHandler for AsterProtocol {
+    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
+        let args = (conn, self.env.clone(), self.inflight.clone());
+        match Actor::spawn_linked(None, ConnectionActor, args, self.endpoint_actor.clone()).await {
+            Ok((_actor, join)) => {
+                let _ = join.await;
+                Ok(())
+            }
+            Err(e) => Err(AcceptError::from_err(std::io::Error::other(e.to_string()))),
+        }
+    }
+}
+
+/// Owns one accepted connection; a task accepts its bi-streams and runs a bridge per stream.
+struct ConnectionActor;
+
+enum ConnMsg {
+    Closed,
+}
+
+struct ConnState {
+    conn: Connection,
+    accept_loop: tokio::task::JoinHandle<()>,
+}
+
+async fn accept_streams(conn: Connection, env: Arc<BridgeEnv>, inflight: Arc<Inflight>, me: ActorRef<ConnMsg>) {
+    let peer: EndpointId = conn.remote_id();
+    loop {
+        let (send, recv) = match conn.accept_bi().await {
+            Ok(s) => s,
+            Err(_) => break,
+        };
+        match inflight.begin() {
+            Some(guard) => {
+                let env = env.clone();
+                tokio::spawn(async move {
+                    serve_stream(env, peer, send, recv).await;
+                    drop(guard);
+                });
+            }
+            None => {
+                tokio::spawn(refuse_stream(send));
+            }
+        }
+    }
+    let _ = me.cast(ConnMsg::Closed);
+}
+
+async fn refuse_stream(send: iroh::endpoint::SendStream) {
+    let mut w = aster_runtime::transport::stream::FrameWriter::new(send);
+    let t = RpcStatus::from(&Status::unavailable("server is shutting down")).encode(false);
+    if w.push(flags::TRAILER, &t).is_ok() {
+        let _ = w.finish().await;
+    }
+}
+
+impl Actor for ConnectionActor {
+    type Msg = ConnMsg;
+    type State = ConnState;
+    type Arguments = (Connection, Arc<BridgeEnv>, Arc<Inflight>);
+
+    async fn pre_start(&self, myself: ActorRef<ConnMsg>, (conn, env, inflight): Self::Arguments) -> Result<ConnState, ActorProcessingErr> {
+        tracing::debug!(peer = %conn.remote_id().fmt_short(), "connection accepted");
+        let accept_loop = tokio::spawn(accept_streams(conn.clone(), env, inflight, myself));
+        Ok(ConnState { conn, accept_loop })
+    }
+
+    async fn handle(&self, myself: ActorRef<ConnMsg>, msg: ConnMsg, _state: &mut ConnState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ConnMsg::Closed => myself.stop(None),
+        }
+        Ok(())
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<ConnMsg>, state: &mut ConnState) -> Result<(), ActorProcessingErr> {
+        state.accept_loop.abort();
+        tracing::debug!(peer = %state.conn.remote_id().fmt_short(), "connection closed");
+        Ok(())
+    }
+}
+
+// ───────────────────────────── endpoint ─────────────────────────────
+
+/// Owns the iroh endpoint and router; closes them gracefully when stopped.
+struct EndpointActor;
+
+enum EndpointMsg {
+    Endpoint(RpcReplyPort<Endpoint>),
+}
+
+struct EndpointState {
+    endpoint: Endpoint,
+    router: Router,
+}
+
+impl Actor for EndpointActor {
+    type Msg = EndpointMsg;
+    type State = EndpointState;
+    type Arguments = (EndpointConfig, Arc<BridgeEnv>, Arc<Inflight>);
+
+    async fn pre_start(&self, myself: ActorRef<EndpointMsg>, (cfg, env, inflight): Self::Arguments) -> Result<EndpointState, ActorProcessingErr> {
+        let endpoint = transport::bind_endpoint(&cfg).await?;
+        let protocol = AsterProtocol { env, inflight, endpoint_actor: myself.get_cell() };
+        let router = Router::builder(endpoint.clone()).accept(ALPN_RPC, protocol).spawn();
+        tracing::info!(id = %endpoint.id(), addrs = ?endpoint.bound_sockets(), "aster endpoint listening");
+        Ok(EndpointState { endpoint, router })
+    }
+
+    async fn handle(&self, _myself: ActorRef<EndpointMsg>, msg: EndpointMsg, state: &mut EndpointState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            EndpointMsg::Endpoint(reply) => {
+                let _ = reply.send(state.endpoint.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(&self, _myself: ActorRef<EndpointMsg>, _evt: SupervisionEvent, _state: &mut EndpointState) -> Result<(), ActorProcessingErr> {
+        // Connection actors come and go; nothing to restart.
+        Ok(())
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<EndpointMsg>, state: &mut EndpointState) -> Result<(), ActorProcessingErr> {
+        if let Err(e) = state.router.shutdown().await {
+            tracing::warn!(%e, "router shutdown reported an error");
+        }
+        state.endpoint.close().await;
+        Ok(())
+    }
+}
+
+// ───────────────────────────── node supervisor ─────────────────────────────
+
+enum NodeMsg {
+    Shutdown(Duration, RpcReplyPort<ShutdownReport>),
+    Endpoint(RpcReplyPort<Endpoint>),
+}
+
+/// What a graceful shutdown did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// True when every in-flight call finished within the grace period.
+    pub drained: bool,
+    /// Calls still in flight when the grace period ended (they were cancelled).
+    pub cancelled_calls: usize,
+}
+
+struct NodeSupervisor;
+
+struct NodeArgs {
+    hosts: Vec<Arc<dyn ServiceHost>>,
+    endpoint: EndpointConfig,
+    env: Arc<BridgeEnv>,
+    intensity: RestartIntensity,
+}
+
+struct NodeState {
+    services: HashMap<ActorId, Arc<dyn ServiceHost>>,
+    endpoint_actor: ActorRef<EndpointMsg>,
+    endpoint: Endpoint,
+    env: Arc<BridgeEnv>,
+    inflight: Arc<Inflight>,
+    window: RestartWindow,
+    stopping: bool,
+}
+
+impl Actor for NodeSupervisor {
+    type Msg = NodeMsg;
+    type State = NodeState;
+    type Arguments = NodeArgs;
+
+    async fn pre_start(&self, myself: ActorRef<NodeMsg>, args: NodeArgs) -> Result<NodeState, ActorProcessingErr> {
+        let mut services = HashMap::new();
+        for host in args.hosts {
+            let cell = host.clone().start(myself.get_cell()).await?;
+            services.insert(cell.get_id(), host);
+        }
+        let inflight = Arc::new(Inflight::default());
+        let (endpoint_actor, _) = Actor::spawn_linked(
+            None,
+            EndpointActor,
+            (args.endpoint, args.env.clone(), inflight.clone()),
+            myself.get_cell(),
+        )
+        .await?;
+        let endpoint = ractor::call!(endpoint_actor, EndpointMsg::Endpoint)?;
+        Ok(NodeState {
+            services,
+            endpoint_actor,
+            endpoint,
+            env: args.env,
+            inflight,
+            window: RestartWindow::new(args.intensity),
+            stopping: false,
+        })
+    }
+
+    async fn handle(&self, myself: ActorRef<NodeMsg>, msg: NodeMsg, state: &mut NodeState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            NodeMsg::Endpoint(reply) => {
+                let _ = reply.send(state.endpoint.clone());
+            }
+            NodeMsg::Shutdown(grace, reply) => {
+                state.stopping = true;
+                let drained = state.inflight.drain(grace).await;
+                let cancelled_calls = state.inflight.in_flight();
+                if !drained {
+                    // Grace is over: cancel what is left; those calls answer UNAVAILABLE.
+                    state.env.hard_stop.cancel();
+                    state.inflight.drain(Duration::from_secs(5)).await;
+                }
+                for cell in myself.get_children() {
+                    if state.services.contains_key(&cell.get_id()) {
+                        let _ = cell.stop_and_wait(Some("node shutdown".into()), Some(Duration::from_secs(5).into())).await;
+                    }
+                }
+                let _ = state
+                    .endpoint_actor
+                    .stop_and_wait(Some("node shutdown".into()), Some(Duration::from_secs(10).into()))
+                    .await;
+                let _ = reply.send(ShutdownReport { drained, cancelled_calls });
+                myself.stop(Some("shutdown".into()));
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(&self, myself: ActorRef<NodeMsg>, evt: SupervisionEvent, state: &mut NodeState) -> Result<(), ActorProcessingErr> {
+        if state.stopping {
+            return Ok(());
+        }
+        match evt {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                let id = cell.get_id();
+                if id == state.endpoint_actor.get_id() {
+                    return Err(format!("endpoint actor failed: {err}").into());
+                }
+                if let Some(host) = state.services.remove(&id) {
+                    let name = host.descriptor().name;
+                    tracing::error!(service = name, %err, "service supervisor failed; restarting the service");
+                    if !state.window.record(Instant::now()) {
+                        return Err(format!("node restart intensity exceeded (service {name}: {err})").into());
+                    }
+                    let cell = host.clone().start(myself.get_cell()).await?;
+                    state.services.insert(cell.get_id(), host);
+                }
+            }
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                let id = cell.get_id();
+                if id == state.endpoint_actor.get_id() {
+                    return Err(format!("endpoint actor stopped: {reason:?}").into());
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<NodeMsg>, state: &mut NodeState) -> Result<(), ActorProcessingErr> {
+        state.inflight.tracker.close();
+        state.env.hard_stop.cancel();
+        state.endpoint.close().await;
+        Ok(())
+    }
+}
+
+// ───────────────────────────── public API ─────────────────────────────
+
+/// Summary of one served service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceSummary {
+    /// Wire name.
+    pub name: String,
+    /// Version.
+    pub version: i64,
+    /// Scope.
+    pub scope: Scope,
+}
+
+/// Configures and starts an [`AsterNode`].
+pub struct NodeBuilder {
+    endpoint: EndpointConfig,
+    pool_size: usize,
+    service_intensity: RestartIntensity,
+    node_intensity: RestartIntensity,
+    grace: Duration,
+    bridge: BridgeConfig,
+    hosts: Vec<Arc<dyn ServiceHost>>,
+    pending_pool: Vec<Box<dyn FnOnce(usize, RestartIntensity) -> Arc<dyn ServiceHost> + Send>>,
+}
+
+impl std::fmt::Debug for NodeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeBuilder")
+            .field("endpoint", &self.endpoint)
+            .field("pool_size", &self.pool_size)
+            .field("grace", &self.grace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for NodeBuilder {
+    fn default() -> Self {
+        NodeBuilder {
+            endpoint: EndpointConfig::default(),
+            pool_size: 8,
+            service_intensity: RestartIntensity::default(),
+            node_intensity: RestartIntensity::default(),
+            grace: Duration::from_secs(10),
+            bridge: BridgeConfig::default(),
+            hosts: Vec::new(),
+            pending_pool: Vec::new(),
+        }
+    }
+}
+
+impl NodeBuilder {
+    /// A builder with defaults: bind `127.0.0.1:0`, 8 workers per shared service, OTP restart
+    /// intensity (1 restart per 5 s) at service and node level, 10 s shutdown grace.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Address to bind (default `127.0.0.1:0`).
+    pub fn bind_addr(mut self, addr: SocketAddr) -> Self {
+        self.endpoint.bind_addr = addr;
+        self
+    }
+
+    /// The node's secret key (its EndpointId is the public key). Default: a fresh key.
+    pub fn secret_key(mut self, key: SecretKey) -> Self {
+        self.endpoint.secret_key = Some(key);
+        self
+    }
+
+    /// Workers per shared service (the pool bounds concurrent unary calls; waiting calls queue).
+    pub fn pool_size(mut self, n: usize) -> Self {
+        self.pool_size = n.max(1);
+        self
+    }
+
+    /// Restart intensity of each service supervisor (exceeding it escalates to the node).
+    pub fn service_restart_intensity(mut self, i: RestartIntensity) -> Self {
+        self.service_intensity = i;
+        self
+    }
+
+    /// Restart intensity of the node supervisor (exceeding it stops the node).
+    pub fn node_restart_intensity(mut self, i: RestartIntensity) -> Self {
+        self.node_intensity = i;
+        self
+    }
+
+    /// How long shutdown waits for in-flight calls before cancelling them.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Upper bound on any handler's run time (default and maximum: 300 s).
+    pub fn handler_timeout_cap(mut self, cap: Duration) -> Self {
+        self.bridge.handler_cap = cap.min(aster_runtime::wire::limits::MAX_HANDLER_TIMEOUT);
+        self
+    }
+
+    /// Largest frame accepted from peers (default 16 MiB, the protocol maximum).
+    pub fn max_frame_size(mut self, bytes: u32) -> Self {
+        self.bridge.max_frame_size = bytes.min(aster_runtime::wire::limits::MAX_FRAME_SIZE);
+        self
+    }
+
+    /// Serves a shared-scope service with the node's pool size.
+    pub fn serve<S: SharedService>(mut self, svc: S) -> Self {
+        self.pending_pool.push(Box::new(move |pool, intensity| shared_host(svc, pool, intensity)));
+        self
+    }
+
+    /// Serves a shared-scope service with its own pool size.
+    pub fn serve_with_pool<S: SharedService>(mut self, svc: S, pool_size: usize) -> Self {
+        self.pending_pool.push(Box::new(move |_, intensity| shared_host(svc, pool_size, intensity)));
+        self
+    }
+
+    /// Serves a session-scope service; `factory` builds the instance of each new session.
+    pub fn serve_sessions<S, F>(mut self, factory: F) -> Self
+    where
+        S: SessionService,
+        F: Fn(&SessionInfo) -> S + Send + Sync + 'static,
+    {
+        let factory = Arc::new(factory);
+        self.pending_pool.push(Box::new(move |_, intensity| session_host::<S>(factory, intensity)));
+        self
+    }
+
+    /// Binds the endpoint, starts the supervision tree and begins serving.
+    ///
+    /// Fails with ALREADY_EXISTS when two services share a (name, version).
+    pub async fn spawn(mut self) -> Result<AsterNode, Status> {
+        for make in std::mem::take(&mut self.pending_pool) {
+            self.hosts.push(make(self.pool_size, self.service_intensity));
+        }
+        let mut registry: Registry = HashMap::new();
+        let mut summaries = Vec::new();
+        for host in &self.hosts {
+            let d = host.descriptor();
+            let key = (d.name.to_string(), d.version);
+            if registry.contains_key(&key) {
+                return Err(Status::already_exists(format!("service '{}' v{} is registered twice", d.name, d.version)));
+            }
+            aster_runtime::wire::limits::validate_name("service", d.name)?;
+            summaries.push(ServiceSummary { name: d.name.to_string(), version: d.version, scope: d.scope });
+            registry.insert(key, host.clone());
+        }
+        let env = Arc::new(BridgeEnv { registry, config: self.bridge, hard_stop: CancellationToken::new() });
+        let args = NodeArgs { hosts: self.hosts, endpoint: self.endpoint, env, intensity: self.node_intensity };
+        let (supervisor, join) = Actor::spawn(None, NodeSupervisor, args)
+            .await
+            .map_err(|e| Status::unavailable(format!("node failed to start: {e}")))?;
+        let endpoint = ractor::call!(supervisor, NodeMsg::Endpoint)
+            .map_err(|e| Status::unavailable(format!("node failed to start: {e}")))?;
+        Ok(AsterNode { supervisor, join: Some(join), endpoint, services: summaries, grace: self.grace })
+    }
+}
+
+/// A running Aster node: an iroh endpoint serving services as supervised actors.
+pub struct AsterNode {
+    supervisor: ActorRef<NodeMsg>,
+    join: Option<tokio::task::JoinHandle<()>>,
+    endpoint: Endpoint,
+    services: Vec<ServiceSummary>,
+    grace: Duration,
+}
+
+impl std::fmt::Debug for AsterNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsterNode").field("id", &self.endpoint.id()).field("services", &self.services).finish()
+    }
+}
+
+impl AsterNode {
+    /// A [`NodeBuilder`] with defaults.
+    pub fn builder() -> NodeBuilder {
+        NodeBuilder::new()
+    }
+
+    /// The node's endpoint (also usable to dial other nodes as a client).
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The node's EndpointId (its public key: the address peers dial).
+    pub fn id(&self) -> EndpointId {
+        self.endpoint.id()
+    }
+
+    /// The node's dialable address (id + bound sockets).
+    pub fn addr(&self) -> EndpointAddr {
+        transport::endpoint_addr(&self.endpoint)
+    }
+
+    /// An `aster1…` ticket for this node.
+    pub fn ticket(&self) -> AsterTicket {
+        transport::ticket_for(&self.endpoint)
+    }
+
+    /// The services this node serves.
+    pub fn services(&self) -> &[ServiceSummary] {
+        &self.services
+    }
+
+    /// Whether the supervision tree is still running (false after shutdown or after the node
+    /// supervisor gave up because its restart intensity was exceeded).
+    pub fn is_running(&self) -> bool {
+        self.join.as_ref().is_some_and(|j| !j.is_finished())
+    }
+
+    /// Waits until the node stops by itself (escalation) or is shut down elsewhere.
+    pub async fn stopped(&mut self) {
+        if let Some(j) = self.join.take() {
+            let _ = j.await;
+        }
+    }
+
+    /// Graceful shutdown with the configured grace period.
+    pub async fn shutdown(self) -> Result<ShutdownReport, Status> {
+        let grace = self.grace;
+        self.shutdown_with_grace(grace).await
+    }
+
+    /// Graceful shutdown: stop accepting streams, drain in-flight calls for up to `grace`
+    /// (then cancel the rest), stop services, close the router and endpoint.
+    pub async fn shutdown_with_grace(mut self, grace: Duration) -> Result<ShutdownReport, Status> {
+        let report = ractor::call!(self.supervisor, NodeMsg::Shutdown, grace);
+        if let Some(j) = self.join.take() {
+            let _ = j.await;
+        }
+        self.endpoint.close().await;
+        report.map_err(|_| Status::unavailable("node had already stopped"))
+    }
+}
+
+impl Drop for AsterNode {
+    fn drop(&mut self) {
+        if self.join.as_ref().is_some_and(|j| !j.is_finished()) {
+            self.supervisor.stop(Some("AsterNode dropped".into()));
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The actors that run handlers: pooled workers and per-call stream actors for shared
+//! services, one actor per session for session services.
+//!
+//! Every actor runs a handler inside `catch_unwind`: a panic is reported to the waiting call
+//! (which answers INTERNAL with the panic message) and then fails the actor, so its supervisor
+//! restarts it (workers) and counts it against the restart intensity. Cancellation of the call
+//! drops the handler's future.
+
+use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::pool::WorkerPool;
+use crate::service::{SessionInfo, SessionService, SharedService};
+use crate::supervision::panic_message;
+
+/// What travels through a service actor's mailbox: the typed message plus the call's
+/// cancellation and the channel a panic is reported on.
+pub(crate) struct Envelope<M> {
+    pub(crate) msg: M,
+    pub(crate) fault: oneshot::Sender<String>,
+    pub(crate) cancel: CancellationToken,
+}
+
+impl<M> std::fmt::Debug for Envelope<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Envelope").finish_non_exhaustive()
+    }
+}
+
+/// Runs `fut` until it completes or `cancel` fires; catches a panic and reports it on `fault`.
+/// Returns `Err` (to fail the actor) after a panic.
+async fn run_guarded<F: std::future::Future<Output = ()>>(
+    fut: F,
+    cancel: CancellationToken,
+    fault: oneshot::Sender<String>,
+) -> Result<(), ActorProcessingErr> {
+    let guarded = async move {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => {}
+            _ = fut => {}
+        }
+    };
+    match AssertUnwindSafe(guarded).catch_unwind().await {
+        Ok(()) => Ok(()),
+        Err(payload) => {
+            let msg = panic_message(payload.as_ref());
+            let _ = fault.send(msg.clone());
+            Err(format!("handler panicked: {msg}").into())
+        }
+    }
+}
+
+/// Mailbox type of the actors of service `S`.
+pub(crate) type ServiceRef<M> = ActorRef<Envelope<M>>;
+
+/// A pooled worker of a shared service: handles unary calls one at a time and returns itself
+/// to the pool after each.
+pub(crate) struct PoolWorker<S>(PhantomData<fn() -> S>);
+
+impl<S> PoolWorker<S> {
+    pub(crate) fn new() -> Self {
+        PoolWorker(PhantomData)
+    }
+}
+
+pub(crate) struct WorkerState<S: SharedService> {
+    pub(crate) svc: Arc<S>,
+    pub(crate) pool: Arc<WorkerPool<ServiceRef<S::Msg>>>,
+}
+
+impl<S: SharedService> Actor for PoolWorker<S> {
+    type Msg = Envelope<S::Msg>;
+    type State = WorkerState<S>;
+    type Arguments = WorkerState<S>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        args.pool.release(myself);
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        env: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let Envelope { msg, fault, cancel } = env;
+        run_guarded(state.svc.dispatch(msg), cancel, fault).await?;
+        state.pool.release(myself);
+        Ok(())
+    }
+}
+
+/// A short-lived actor that runs one streaming call of a shared service, so that long
+/// streams never occupy the unary worker pool. Stops itself when the call ends.
+pub(crate) struct StreamActor<S>(PhantomData<fn() -> S>);
+
+impl<S> StreamActor<S> {
+    pub(crate) fn new() -> Self {
+        StreamActor(PhantomData)
+    }
+}
+
+impl<S: SharedService> Actor for StreamActor<S> {
+    type Msg = Envelope<S::Msg>;
+    type State = Arc<S>;
+    type Arguments = Arc<S>;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        svc: Arc<S>,
+    ) -> Result<Arc<S>, ActorProcessingErr> {
+        Ok(svc)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        env: Self::Msg,
+        svc: &mut Arc<S>,
+    ) -> Result<(), ActorProcessingErr> {
+        let Envelope { msg, fault, cancel } = env;
+        run_guarded(svc.dispatch(msg), cancel, fault).await?;
+        myself.stop(None);
+        Ok(())
+    }
+}
+
+/// The actor of one session: owns the session's service instance; calls arrive one at a time.
+///
+/// A handler panic restarts the session *in place*, as an OTP restart would: the instance is
+/// rebuilt from the factory (state is reset), the failed call answers INTERNAL, the mailbox
+/// address stays valid for the session's next call, and the supervisor counts the restart
+/// against its intensity (escalating when exceeded).
+pub(crate) struct SessionActor<S>(PhantomData<fn() -> S>);
+
+impl<S> SessionActor<S> {
+    pub(crate) fn new() -> Self {
+        SessionActor(PhantomData)
+    }
+}
+
+/// Builds a session's service instance.
+pub(crate) type SessionFactory<S> = Arc<dyn Fn(&SessionInfo) -> S + Send + Sync>;
+
+pub(crate) struct SessionState<S> {
+    svc: S,
+    factory: SessionFactory<S>,
+    info: SessionInfo,
+    supervisor: ActorRef<SupervisorMsg>,
+}
+
+impl<S: SessionService> Actor for SessionActor<S> {
+    type Msg = Envelope<S::Msg>;
+    type State = SessionState<S>;
+    type Arguments = (SessionFactory<S>, SessionInfo, ActorRef<SupervisorMsg>);
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        (factory, info, supervisor): Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let svc = factory(&info);
+        Ok(SessionState { svc, factory, info, supervisor })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        env: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let Envelope { msg, fault, cancel } = env;
+        if let Err(reason) = run_guarded(state.svc.dispatch(msg), cancel, fault).await {
+            state.svc = (state.factory)(&state.info);
+            let _ = state.supervisor.cast(SupervisorMsg::ChildRestarted(reason.to_string()));
+        }
+        Ok(())
+    }
+}
+
+/// Messages of the service supervisors.
+#[derive(Debug)]
+pub(crate) enum SupervisorMsg {
+    /// A child restarted itself in place after a fault (counts against the intensity).
+    ChildRestarted(String),
+}

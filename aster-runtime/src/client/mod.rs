@@ -1,0 +1,35 @@
+//! The Aster RPC client (v0.1 dialect).
+//!
+//! A [`Channel`] is one QUIC connection to a peer on ALPN `aster/1`. Every call opens its own
+//! bi-stream and addresses `(service, version, method)`:
+//!
+//! | pattern | call | what you get |
+//! |---|---|---|
+//! | unary | [`Channel::unary`] | the response |
+//! | server stream | [`Channel::server_stream`] | a [`Streaming`] of responses |
+//! | client stream | [`Channel::client_stream`] / [`Channel::client_stream_iter`] | a [`ClientStreamCall`] (send, then `finish` → response) |
+//! | bidi | [`Channel::bidi`] | a [`RequestSink`] and a [`Streaming`], usable from different tasks |
+//!
+//! Session-scoped services are called through a [`Session`] ([`Channel::open_session`]): one
+//! stream per session, one CALL frame per call, calls strictly sequential.
+//!
+//! Every error is a [`Status`]: the server's non-OK trailer as sent, transport failures as
+//! `UNAVAILABLE`, malformed responses as `INTERNAL`, the local deadline as
+//! `DEADLINE_EXCEEDED`. [`CallOptions`] carry the timeout (sent as an absolute
+//! `deadlineEpochMs` and enforced locally), metadata and an optional mode override.
+//!
+//! Cancellation: dropping a call future, a [`Streaming`], a [`RequestSink`] or a
+//! [`ClientStreamCall`] before the call completed cancels the call — the call's QUIC stream is
+//! reset and stopped (error code [`crate::transport::stream::STREAM_CANCELLED`]); inside a
+//! session a CANCEL frame is sent instead and the session stays usable.
+
+mod channel;
+mod inbound;
+mod options;
+mod session;
+mod streams;
+
+pub use channel::Channel;
+pub use options::{CallOptions, uuid_v4};
+pub use session::Session;
+pub use streams::{ClientStreamCall, RequestSink, Streaming};

@@ -1,0 +1,92 @@
+//! `impl_message!`: the [`Message`](crate::codec::Message) impl for user types until
+//! `#[derive(AsterType)]` exists.
+
+/// Implements [`Message`](crate::codec::Message) for a user type.
+///
+/// ```ignore
+/// // JSON + NATIVE. The type derives serde's Serialize/Deserialize and fory::ForyStruct;
+/// // every ForyStruct/ForyEnum/ForyUnion type reachable from its fields is listed in
+/// // `nested` (default tag: the root's namespace + the type's name, or give one with `=>`).
+/// aster_runtime::impl_message!(TaskAssignment, "taskmgr/TaskAssignment");
+/// aster_runtime::impl_message!(Order, "shop/Order"; nested = [Line, Money => "shop/Money"]);
+///
+/// // JSON only (only serde derives needed); NATIVE then answers UNIMPLEMENTED.
+/// aster_runtime::impl_message!(Ping, "demo/Ping"; json_only);
+/// ```
+///
+/// XLANG and ROW return `UNIMPLEMENTED` for now. The type must not be generic (the NATIVE
+/// codec is cached in a `static` inside the generated impl); a concrete instantiation such
+/// as `Wrapper<u32>` is fine. The user crate needs `serde` (derive) and, unless `json_only`,
+/// a direct `fory = "1.7.7"` dependency for the fory derives.
+#[macro_export]
+macro_rules! impl_message {
+    (@nested_tag $root:expr, $nested:ty) => {
+        $crate::codec::native::nested_tag($root, ::std::stringify!($nested))
+    };
+    (@nested_tag $root:expr, $nested:ty, $ntag:expr) => {
+        ::std::string::String::from($ntag)
+    };
+    ($ty:ty, $tag:expr; json_only $(;)?) => {
+        impl $crate::codec::Message for $ty {
+            fn wire_tag() -> &'static str {
+                $tag
+            }
+
+            fn encode_payload(
+                &self,
+                mode: $crate::SerializationMode,
+                out: &mut ::std::vec::Vec<u8>,
+            ) -> ::std::result::Result<(), $crate::Status> {
+                $crate::codec::__private::encode_json_only(self, mode, out)
+            }
+
+            fn decode_payload(
+                mode: $crate::SerializationMode,
+                bytes: &[u8],
+            ) -> ::std::result::Result<Self, $crate::Status> {
+                $crate::codec::__private::decode_json_only::<Self>(mode, bytes)
+            }
+        }
+    };
+    ($ty:ty, $tag:expr $(; nested = [$($nested:ty $(=> $ntag:expr)?),* $(,)?])? $(;)?) => {
+        impl $crate::codec::native::NativeMessage for $ty {
+            fn native_fory() -> &'static $crate::codec::native::NativeFory {
+                static FORY: ::std::sync::OnceLock<$crate::codec::native::NativeFory> =
+                    ::std::sync::OnceLock::new();
+                FORY.get_or_init(|| {
+                    $crate::codec::native::NativeFory::build($tag, |registrar| {
+                        $($(
+                            {
+                                let tag: ::std::string::String =
+                                    $crate::impl_message!(@nested_tag $tag, $nested $(, $ntag)?);
+                                registrar.register::<$nested>(&tag)?;
+                            }
+                        )*)?
+                        registrar.register::<$ty>($tag)
+                    })
+                })
+            }
+        }
+
+        impl $crate::codec::Message for $ty {
+            fn wire_tag() -> &'static str {
+                $tag
+            }
+
+            fn encode_payload(
+                &self,
+                mode: $crate::SerializationMode,
+                out: &mut ::std::vec::Vec<u8>,
+            ) -> ::std::result::Result<(), $crate::Status> {
+                $crate::codec::__private::encode_json_native(self, mode, out)
+            }
+
+            fn decode_payload(
+                mode: $crate::SerializationMode,
+                bytes: &[u8],
+            ) -> ::std::result::Result<Self, $crate::Status> {
+                $crate::codec::__private::decode_json_native::<Self>(mode, bytes)
+            }
+        }
+    };
+}

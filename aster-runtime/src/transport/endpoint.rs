@@ -1,0 +1,109 @@
+//! The iroh endpoint, configured for offline, loopback-capable operation.
+//!
+//! The recipe: `presets::Minimal` (crypto provider only), relays disabled, no address lookup,
+//! no portmapper (the crate is built without it), a minimal net report, and an explicit bind
+//! address (default `127.0.0.1:0`). Nothing leaves the machine unless the bind address says so.
+
+use std::net::SocketAddr;
+
+use iroh::endpoint::{NetReportConfig, presets};
+use iroh::{Endpoint, EndpointAddr, RelayMode, SecretKey, TransportAddr};
+
+use super::ticket::AsterTicket;
+use crate::Status;
+
+/// How to bind a node's endpoint.
+#[derive(Clone, Debug)]
+pub struct EndpointConfig {
+    /// Socket address to bind (default `127.0.0.1:0`).
+    pub bind_addr: SocketAddr,
+    /// The node's secret key; a fresh random key when `None` (the EndpointId is its public key).
+    pub secret_key: Option<SecretKey>,
+    /// ALPNs the endpoint accepts (a router sets its own; clients need none).
+    pub alpns: Vec<Vec<u8>>,
+    /// Maximum concurrent bi-streams a peer may open (QUIC flow control; default 1024).
+    pub max_concurrent_bidi_streams: u32,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        EndpointConfig {
+            bind_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            secret_key: None,
+            alpns: Vec::new(),
+            max_concurrent_bidi_streams: 1024,
+        }
+    }
+}
+
+/// Binds an iroh endpoint with the offline recipe.
+pub async fn bind_endpoint(config: &EndpointConfig) -> Result<Endpoint, Status> {
+    let transport = iroh::endpoint::QuicTransportConfig::builder()
+        .max_concurrent_bidi_streams(config.max_concurrent_bidi_streams.into())
+        .build();
+    let mut builder = Endpoint::builder(presets::Minimal)
+        .relay_mode(RelayMode::Disabled)
+        .clear_address_lookup()
+        .clear_ip_transports()
+        .bind_addr(config.bind_addr)
+        .map_err(|e| Status::invalid_argument(format!("bind address {}: {e}", config.bind_addr)))?
+        .net_report_config(NetReportConfig::minimal())
+        .transport_config(transport)
+        .alpns(config.alpns.clone());
+    if let Some(key) = &config.secret_key {
+        builder = builder.secret_key(key.clone());
+    }
+    builder.bind().await.map_err(|e| {
+        Status::unavailable(format!("cannot bind endpoint on {}: {e}", config.bind_addr))
+    })
+}
+
+/// The address peers use to dial `ep`: its id plus its bound sockets.
+///
+/// A socket bound to an unspecified address (`0.0.0.0`) is advertised as loopback, since the
+/// offline recipe has no other way to learn an externally reachable address.
+pub fn endpoint_addr(ep: &Endpoint) -> EndpointAddr {
+    let mut addr = EndpointAddr::new(ep.id());
+    for mut sa in ep.bound_sockets() {
+        if sa.ip().is_unspecified() {
+            sa.set_ip(if sa.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        addr = addr.with_ip_addr(sa);
+    }
+    addr
+}
+
+/// An `aster1…` ticket for dialing `ep` directly (no relay, no credential).
+pub fn ticket_for(ep: &Endpoint) -> AsterTicket {
+    let addr = endpoint_addr(ep);
+    AsterTicket {
+        endpoint_id: *addr.id.as_bytes(),
+        relay_addr: None,
+        direct_addrs: addr
+            .addrs
+            .iter()
+            .filter_map(|a| match a {
+                TransportAddr::Ip(sa) => Some(*sa),
+                _ => None,
+            })
+            .take(15)
+            .collect(),
+        credential: None,
+    }
+}
+
+/// The dialable address in a ticket (direct addresses only, like the reference client).
+pub fn addr_from_ticket(ticket: &AsterTicket) -> Result<EndpointAddr, Status> {
+    let id = iroh::EndpointId::from_bytes(&ticket.endpoint_id).map_err(|e| {
+        Status::invalid_argument(format!("ticket endpoint id is not a valid key: {e}"))
+    })?;
+    let mut addr = EndpointAddr::new(id);
+    for sa in &ticket.direct_addrs {
+        addr = addr.with_ip_addr(*sa);
+    }
+    Ok(addr)
+}

@@ -1,0 +1,21 @@
+//! Transport: the offline-capable iroh endpoint, ALPN constants, tickets and the NodeAddr text
+//! form, and [`FramedStream`], a QUIC bi-stream that carries Aster frames.
+
+pub mod endpoint;
+pub mod nodeaddr;
+pub mod stream;
+pub mod ticket;
+
+pub use endpoint::{EndpointConfig, addr_from_ticket, bind_endpoint, endpoint_addr, ticket_for};
+pub use nodeaddr::NodeAddrText;
+pub use stream::{FrameReader, FrameWriter, FramedStream};
+pub use ticket::{AsterTicket, TicketCredential, TicketError};
+
+/// ALPN of the Aster RPC protocol (v0.1 dialect; the v0.2 dialect reuses it).
+pub const ALPN_RPC: &[u8] = b"aster/1";
+/// ALPN of consumer admission (credential presentation and service discovery).
+pub const ALPN_CONSUMER_ADMISSION: &[u8] = b"aster.consumer_admission";
+/// ALPN of producer admission (producer mesh join).
+pub const ALPN_PRODUCER_ADMISSION: &[u8] = b"aster.producer_admission";
+
+pub use iroh::{Endpoint, EndpointAddr, EndpointId, SecretKey};
