@@ -309,12 +309,12 @@ impl Actor for NodeSupervisor {
                 }
                 for cell in myself.get_children() {
                     if state.services.contains_key(&cell.get_id()) {
-                        let _ = cell.stop_and_wait(Some("node shutdown".into()), Some(Duration::from_secs(5).into())).await;
+                        let _ = cell.stop_and_wait(Some("node shutdown".into()), Some(Duration::from_secs(5))).await;
                     }
                 }
                 let _ = state
                     .endpoint_actor
-                    .stop_and_wait(Some("node shutdown".into()), Some(Duration::from_secs(10).into()))
+                    .stop_and_wait(Some("node shutdown".into()), Some(Duration::from_secs(10)))
                     .await;
                 let _ = reply.send(ShutdownReport { drained, cancelled_calls });
                 myself.stop(Some("shutdown".into()));
@@ -384,8 +384,11 @@ pub struct NodeBuilder {
     grace: Duration,
     bridge: BridgeConfig,
     hosts: Vec<Arc<dyn ServiceHost>>,
-    pending_pool: Vec<Box<dyn FnOnce(usize, RestartIntensity) -> Arc<dyn ServiceHost> + Send>>,
+    pending_pool: Vec<MakeHost>,
 }
+
+/// Deferred construction of a service host (needs the final pool size and intensity).
+type MakeHost = Box<dyn FnOnce(usize, RestartIntensity) -> Arc<dyn ServiceHost> + Send>;
 
 impl std::fmt::Debug for NodeBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
