@@ -237,11 +237,7 @@ fn mode_of(h: &StreamHeader) -> SerializationMode {
 async fn pump_input(mut reader: FrameReader, tx: mpsc::Sender<Inbound>, json: bool, cancel: CancellationToken) {
     let mut count = 0usize;
     loop {
-        let frame = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return,
-            f = reader.next() => f,
-        };
+        let frame = reader.next().await;
         match frame {
             Ok(None) => return,
             Ok(Some(f)) if f.has(flags::TRAILER) => {
@@ -283,6 +279,10 @@ async fn pump_input(mut reader: FrameReader, tx: mpsc::Sender<Inbound>, json: bo
                     return;
                 }
                 if tx.send(Inbound::Frame(f)).await.is_err() {
+                    // The handler has answered without reading everything: keep reading and
+                    // discarding until the caller ends its input, so its writes do not fail
+                    // before it has read the trailer (the reference reads all input too).
+                    discard_input(&mut reader, count).await;
                     return;
                 }
             }
@@ -293,6 +293,17 @@ async fn pump_input(mut reader: FrameReader, tx: mpsc::Sender<Inbound>, json: bo
                 let _ = tx.send(Inbound::Error(status)).await;
                 return;
             }
+        }
+    }
+}
+
+/// Reads and drops request frames until EOF, reset, or the item cap.
+async fn discard_input(reader: &mut FrameReader, mut count: usize) {
+    while let Ok(Some(_)) = reader.next().await {
+        count += 1;
+        if count > limits::MAX_CLIENT_STREAM_ITEMS {
+            reader.stop();
+            return;
         }
     }
 }
@@ -379,7 +390,7 @@ async fn serve_call(
         drop(in_tx);
         None
     };
-    let _pump_abort = pump.map(|h| AbortOnDrop(h.abort_handle()));
+    let mut pump = pump.map(PumpTask);
 
     let deadline = tokio::time::Instant::from_std(enforce_at);
     let dispatch = host.call(idx, raw);
@@ -424,6 +435,11 @@ async fn serve_call(
             }
         }
     };
+    // The handler answered (as opposed to cancellation, deadline or shutdown).
+    let answered = match &result {
+        Ok(_) => true,
+        Err(s) => !cancel.is_cancelled() && s.code() != aster_runtime::Code::DeadlineExceeded,
+    };
     if result.is_err() {
         cancel.cancel();
     }
@@ -440,6 +456,24 @@ async fn serve_call(
         Err(s) => s,
     };
     write_trailer_and_finish(&mut writer, &status, json).await;
+    if answered {
+        // Let the input pump drain what the caller is still sending (bounded), then stop it.
+        if let Some(p) = pump.as_mut() {
+            let _ = tokio::time::timeout(INPUT_DRAIN_LIMIT, &mut p.0).await;
+        }
+    }
+}
+
+/// How long a finished call keeps draining its caller's remaining input.
+const INPUT_DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
+/// The input pump of a call; aborted when the call's bridge ends.
+struct PumpTask(tokio::task::JoinHandle<()>);
+
+impl Drop for PumpTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn shutdown_or_cancel(env: &BridgeEnv) -> Status {
@@ -447,14 +481,6 @@ fn shutdown_or_cancel(env: &BridgeEnv) -> Status {
         Status::unavailable("server is shutting down")
     } else {
         Status::cancelled("call was cancelled")
-    }
-}
-
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -1,6 +1,9 @@
 //! The TaskManager (shared scope) and TaskSession (session scope) services, with the message
 //! shapes of the reference's `taskmanager.py` (wire tags `taskmgr/<TypeName>`).
 //!
+//! Every message type has `#[serde(default)]`: like the reference's dataclass defaults, a JSON
+//! payload may leave fields out.
+//!
 //! The glue (message enum, `ServiceDef::route`, `dispatch`, typed client) is written by hand
 //! here in exactly the shape the `#[service]` macro generates.
 #![allow(dead_code, unreachable_pub, missing_docs)]
@@ -16,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 /// `taskmgr/TaskAssignment`
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, fory::ForyStruct)]
+#[serde(default)]
 pub struct TaskAssignment {
     pub task_id: String,
     pub title: String,
@@ -26,6 +30,7 @@ aster::impl_message!(TaskAssignment, "taskmgr/TaskAssignment");
 
 /// `taskmgr/TaskAck`
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, fory::ForyStruct)]
+#[serde(default)]
 pub struct TaskAck {
     pub task_id: String,
     pub accepted: bool,
@@ -35,6 +40,7 @@ aster::impl_message!(TaskAck, "taskmgr/TaskAck");
 
 /// `taskmgr/ProgressRequest`
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, fory::ForyStruct)]
+#[serde(default)]
 pub struct ProgressRequest {
     pub task_id: String,
     pub steps: i64,
@@ -43,6 +49,7 @@ aster::impl_message!(ProgressRequest, "taskmgr/ProgressRequest");
 
 /// `taskmgr/ProgressUpdate`
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, fory::ForyStruct)]
+#[serde(default)]
 pub struct ProgressUpdate {
     pub task_id: String,
     pub step: i64,
@@ -53,6 +60,7 @@ aster::impl_message!(ProgressUpdate, "taskmgr/ProgressUpdate");
 
 /// `taskmgr/StepUpload`
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, fory::ForyStruct)]
+#[serde(default)]
 pub struct StepUpload {
     pub task_id: String,
     pub step: i64,
@@ -62,6 +70,7 @@ aster::impl_message!(StepUpload, "taskmgr/StepUpload");
 
 /// `taskmgr/UploadSummary`
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, fory::ForyStruct)]
+#[serde(default)]
 pub struct UploadSummary {
     pub task_id: String,
     pub steps_received: i64,
@@ -71,6 +80,7 @@ aster::impl_message!(UploadSummary, "taskmgr/UploadSummary");
 
 /// `taskmgr/ChatMessage`
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, fory::ForyStruct)]
+#[serde(default)]
 pub struct ChatMessage {
     pub sender: String,
     pub text: String,
