@@ -209,9 +209,10 @@ fn route_header(env: &BridgeEnv, h: &StreamHeader) -> Result<(Arc<dyn ServiceHos
     let idx = if h.method.is_empty() {
         None
     } else {
-        Some(desc.method_index(&h.method).ok_or_else(|| {
-            Status::unimplemented(format!("Method '{}.{}' not implemented", desc.name, h.method))
-        })?)
+        Some(
+            desc.method_index(&h.method)
+                .ok_or_else(|| Status::unimplemented(format!("Method '{}.{}' not implemented", desc.name, h.method)))?,
+        )
     };
     match SerializationMode::from_i64(h.serialization_mode) {
         Some(m) if desc.accepts_mode(m) => {}
@@ -244,14 +245,16 @@ async fn pump_input(mut reader: FrameReader, tx: mpsc::Sender<Inbound>, json: bo
                 match RpcStatus::decode(&f.payload, json) {
                     Ok(s) if s.code == 0 => {}
                     Ok(s) => {
-                        let _ = tx.send(Inbound::Error(Status::cancelled(format!(
-                            "caller ended its input with status {}",
-                            s.to_status()
-                        ))))
-                        .await;
+                        let _ = tx
+                            .send(Inbound::Error(Status::cancelled(format!(
+                                "caller ended its input with status {}",
+                                s.to_status()
+                            ))))
+                            .await;
                     }
                     Err(e) => {
-                        let _ = tx.send(Inbound::Error(Status::internal(format!("malformed client trailer: {e}")))).await;
+                        let _ =
+                            tx.send(Inbound::Error(Status::internal(format!("malformed client trailer: {e}")))).await;
                     }
                 }
                 return;
@@ -399,6 +402,12 @@ async fn serve_call(
             biased;
             _ = cancel.cancelled() => break 'call Err(shutdown_or_cancel(env)),
             _ = tokio::time::sleep_until(deadline) => break 'call Err(Status::deadline_exceeded("deadline exceeded")),
+            // The caller stopped reading the response (it dropped the call): cancel.
+            _ = writer.stopped() => {
+                cancel.cancel();
+                writer.reset();
+                return;
+            }
             r = dispatch => match r {
                 Ok(c) => c,
                 Err(s) => break 'call Err(s),
@@ -426,6 +435,13 @@ async fn serve_call(
                     }
                 }
                 _ = reset_watch => {
+                    cancel.cancel();
+                    writer.reset();
+                    return;
+                }
+                // The caller stopped reading the response (it dropped the call, e.g. a unary
+                // call whose request half is already complete): cancel the handler.
+                _ = writer.stopped() => {
                     cancel.cancel();
                     writer.reset();
                     return;

@@ -19,9 +19,7 @@ use futures::future::BoxFuture;
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use crate::pool::WorkerPool;
-use crate::service::{
-    Completion, Pattern, RawCall, ServiceDescriptor, SessionInfo, SessionService, SharedService,
-};
+use crate::service::{Completion, Pattern, RawCall, ServiceDescriptor, SessionInfo, SessionService, SharedService};
 use crate::service_actors::{
     Envelope, PoolWorker, ServiceRef, SessionActor, SessionFactory, StreamActor, SupervisorMsg, WorkerState,
 };
@@ -62,7 +60,10 @@ pub(crate) trait SessionLink: Send {
     fn close(&mut self);
 }
 
-fn envelope<M>(routed: crate::service::Routed<M>, cancel: tokio_util::sync::CancellationToken) -> (Envelope<M>, Completion) {
+fn envelope<M>(
+    routed: crate::service::Routed<M>,
+    cancel: tokio_util::sync::CancellationToken,
+) -> (Envelope<M>, Completion) {
     let crate::service::Routed { msg, completion, fault_tx } = routed;
     (Envelope { msg, fault: fault_tx, cancel }, completion)
 }
@@ -91,7 +92,13 @@ pub(crate) struct SharedHost<S: SharedService> {
 
 impl<S: SharedService> SharedHost<S> {
     pub(crate) fn new(svc: S, pool_size: usize, intensity: RestartIntensity) -> Self {
-        SharedHost { svc: Arc::new(svc), desc: S::descriptor(), pool_size: pool_size.max(1), intensity, current: RwLock::new(None) }
+        SharedHost {
+            svc: Arc::new(svc),
+            desc: S::descriptor(),
+            pool_size: pool_size.max(1),
+            intensity,
+            current: RwLock::new(None),
+        }
     }
 }
 
@@ -102,7 +109,8 @@ impl<S: SharedService> ServiceHost for SharedHost<S> {
 
     fn start(self: Arc<Self>, parent: ActorCell) -> BoxFuture<'static, Result<ActorCell, Status>> {
         Box::pin(async move {
-            let name = format!("aster.service.{}.v{}", self.desc.name, self.desc.version);
+            // Unique per node (several nodes may run in one process and serve the same service).
+            let name = format!("aster.service.{}.v{}@{}", self.desc.name, self.desc.version, parent.get_id());
             let (sup, _) = Actor::spawn_linked(Some(name), SharedSupervisor::<S>(Default::default()), self, parent)
                 .await
                 .map_err(|e| Status::internal(format!("cannot start service supervisor: {e}")))?;
@@ -112,7 +120,12 @@ impl<S: SharedService> ServiceHost for SharedHost<S> {
 
     fn call(&self, method: usize, call: RawCall) -> BoxFuture<'_, Result<Completion, Status>> {
         Box::pin(async move {
-            let pattern = self.desc.methods.get(method).map(|m| m.pattern).ok_or_else(|| Status::unimplemented("no such method"))?;
+            let pattern = self
+                .desc
+                .methods
+                .get(method)
+                .map(|m| m.pattern)
+                .ok_or_else(|| Status::unimplemented("no such method"))?;
             let cancel = call.ctx.cancellation_token().clone();
             let routed = S::route(method, call)?;
             let (mut env, completion) = envelope(routed, cancel);
@@ -129,9 +142,10 @@ impl<S: SharedService> ServiceHost for SharedHost<S> {
                 }
                 Err(stopping())
             } else {
-                let (actor, _) = Actor::spawn_linked(None, StreamActor::<S>::new(), self.svc.clone(), inc.supervisor.clone())
-                    .await
-                    .map_err(|e| Status::unavailable(format!("cannot start stream actor: {e}")))?;
+                let (actor, _) =
+                    Actor::spawn_linked(None, StreamActor::<S>::new(), self.svc.clone(), inc.supervisor.clone())
+                        .await
+                        .map_err(|e| Status::unavailable(format!("cannot start stream actor: {e}")))?;
                 actor.send_message(env).map_err(|_| stopping())?;
                 Ok(completion)
             }
@@ -167,7 +181,11 @@ impl<S: SharedService> Actor for SharedSupervisor<S> {
     type State = SharedSupState<S>;
     type Arguments = Arc<SharedHost<S>>;
 
-    async fn pre_start(&self, myself: ActorRef<SupervisorMsg>, host: Self::Arguments) -> Result<Self::State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        host: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
         let pool = Arc::new(WorkerPool::new());
         let window = RestartWindow::new(host.intensity);
         let mut state = SharedSupState { host, pool, workers: HashSet::new(), window };
@@ -178,7 +196,12 @@ impl<S: SharedService> Actor for SharedSupervisor<S> {
         Ok(state)
     }
 
-    async fn handle(&self, _myself: ActorRef<SupervisorMsg>, msg: SupervisorMsg, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _myself: ActorRef<SupervisorMsg>,
+        msg: SupervisorMsg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::ChildRestarted(reason) => {
                 if !state.window.record(Instant::now()) {
@@ -214,7 +237,11 @@ impl<S: SharedService> Actor for SharedSupervisor<S> {
         Ok(())
     }
 
-    async fn post_stop(&self, myself: ActorRef<SupervisorMsg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         for w in state.pool.close() {
             w.stop(None);
         }
@@ -274,7 +301,8 @@ impl<S: SessionService> ServiceHost for SessionHost<S> {
 
     fn start(self: Arc<Self>, parent: ActorCell) -> BoxFuture<'static, Result<ActorCell, Status>> {
         Box::pin(async move {
-            let name = format!("aster.service.{}.v{}", self.desc.name, self.desc.version);
+            // Unique per node (several nodes may run in one process and serve the same service).
+            let name = format!("aster.service.{}.v{}@{}", self.desc.name, self.desc.version, parent.get_id());
             let (sup, _) = Actor::spawn_linked(Some(name), SessionSupervisor::<S>(Default::default()), self, parent)
                 .await
                 .map_err(|e| Status::internal(format!("cannot start service supervisor: {e}")))?;
@@ -310,18 +338,29 @@ impl<S: SessionService> Actor for SessionSupervisor<S> {
     type State = SessionSupState<S>;
     type Arguments = Arc<SessionHost<S>>;
 
-    async fn pre_start(&self, myself: ActorRef<SupervisorMsg>, host: Self::Arguments) -> Result<Self::State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        host: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
         write(&host.current, Some(myself));
         let window = RestartWindow::new(host.intensity);
         Ok(SessionSupState { host, window })
     }
 
-    async fn handle(&self, _myself: ActorRef<SupervisorMsg>, msg: SupervisorMsg, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _myself: ActorRef<SupervisorMsg>,
+        msg: SupervisorMsg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::ChildRestarted(reason) => {
                 tracing::warn!(service = state.host.desc.name, %reason, "session restarted after a fault");
                 if !state.window.record(Instant::now()) {
-                    return Err(format!("restart intensity exceeded in service {}: {reason}", state.host.desc.name).into());
+                    return Err(
+                        format!("restart intensity exceeded in service {}: {reason}", state.host.desc.name).into()
+                    );
                 }
             }
         }
@@ -343,7 +382,11 @@ impl<S: SessionService> Actor for SessionSupervisor<S> {
         Ok(())
     }
 
-    async fn post_stop(&self, myself: ActorRef<SupervisorMsg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         let mine = read(&state.host.current).is_some_and(|s| s.get_id() == myself.get_id());
         if mine {
             write(&state.host.current, None);
@@ -354,12 +397,18 @@ impl<S: SessionService> Actor for SessionSupervisor<S> {
 }
 
 /// Builds the host of a shared service (used by the node builder).
-pub(crate) fn shared_host<S: SharedService>(svc: S, pool_size: usize, intensity: RestartIntensity) -> Arc<dyn ServiceHost> {
+pub(crate) fn shared_host<S: SharedService>(
+    svc: S,
+    pool_size: usize,
+    intensity: RestartIntensity,
+) -> Arc<dyn ServiceHost> {
     Arc::new(SharedHost::new(svc, pool_size, intensity))
 }
 
 /// Builds the host of a session service (used by the node builder).
-pub(crate) fn session_host<S: SessionService>(factory: SessionFactory<S>, intensity: RestartIntensity) -> Arc<dyn ServiceHost> {
+pub(crate) fn session_host<S: SessionService>(
+    factory: SessionFactory<S>,
+    intensity: RestartIntensity,
+) -> Arc<dyn ServiceHost> {
     Arc::new(SessionHost::new(factory, intensity))
 }
-

@@ -8,9 +8,9 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use aster_runtime::Status;
 use aster_runtime::codec::{Message, PayloadCodec};
 use aster_runtime::wire::{Frame, encode_frame, limits};
-use aster_runtime::Status;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -44,14 +44,7 @@ pub struct Streaming<T> {
 
 impl<T: Message> Streaming<T> {
     pub(crate) fn new(rx: mpsc::Receiver<Inbound>, codec: PayloadCodec) -> Self {
-        Streaming {
-            rx,
-            codec,
-            received: 0,
-            max_items: limits::MAX_CLIENT_STREAM_ITEMS,
-            done: false,
-            _t: PhantomData,
-        }
+        Streaming { rx, codec, received: 0, max_items: limits::MAX_CLIENT_STREAM_ITEMS, done: false, _t: PhantomData }
     }
 
     /// The next request; `Ok(None)` once the caller has ended its input.
@@ -77,10 +70,7 @@ impl<T: Message> Streaming<T> {
                 self.received += 1;
                 if self.received > self.max_items {
                     self.done = true;
-                    return Err(Status::resource_exhausted(format!(
-                        "client stream exceeded {} items",
-                        self.max_items
-                    )));
+                    return Err(Status::resource_exhausted(format!("client stream exceeded {} items", self.max_items)));
                 }
                 self.codec.decode::<T>(frame.flags, &frame.payload).map(Some)
             }

@@ -18,8 +18,8 @@ mod host;
 pub mod io;
 mod node;
 mod pool;
-mod service_actors;
 pub mod service;
+mod service_actors;
 pub mod supervision;
 
 pub use context::{CallContext, CallContextParts};

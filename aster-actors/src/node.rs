@@ -16,9 +16,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aster_runtime::Status;
 use aster_runtime::transport::{self, ALPN_RPC, AsterTicket, EndpointConfig};
 use aster_runtime::wire::{ProtocolMessage, RpcStatus, flags};
-use aster_runtime::Status;
 use aster_sync::CallTracker;
 use iroh::endpoint::Connection;
 use iroh::protocol::{AcceptError, ProtocolHandler, Router};
@@ -157,13 +157,22 @@ impl Actor for ConnectionActor {
     type State = ConnState;
     type Arguments = (Connection, Arc<BridgeEnv>, Arc<Inflight>);
 
-    async fn pre_start(&self, myself: ActorRef<ConnMsg>, (conn, env, inflight): Self::Arguments) -> Result<ConnState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ConnMsg>,
+        (conn, env, inflight): Self::Arguments,
+    ) -> Result<ConnState, ActorProcessingErr> {
         tracing::debug!(peer = %conn.remote_id().fmt_short(), "connection accepted");
         let accept_loop = tokio::spawn(accept_streams(conn.clone(), env, inflight, myself));
         Ok(ConnState { conn, accept_loop })
     }
 
-    async fn handle(&self, myself: ActorRef<ConnMsg>, msg: ConnMsg, _state: &mut ConnState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<ConnMsg>,
+        msg: ConnMsg,
+        _state: &mut ConnState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             ConnMsg::Closed => myself.stop(None),
         }
@@ -196,7 +205,11 @@ impl Actor for EndpointActor {
     type State = EndpointState;
     type Arguments = (EndpointConfig, Arc<BridgeEnv>, Arc<Inflight>);
 
-    async fn pre_start(&self, myself: ActorRef<EndpointMsg>, (cfg, env, inflight): Self::Arguments) -> Result<EndpointState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<EndpointMsg>,
+        (cfg, env, inflight): Self::Arguments,
+    ) -> Result<EndpointState, ActorProcessingErr> {
         let endpoint = transport::bind_endpoint(&cfg).await?;
         let protocol = AsterProtocol { env, inflight, endpoint_actor: myself.get_cell() };
         let router = Router::builder(endpoint.clone()).accept(ALPN_RPC, protocol).spawn();
@@ -204,7 +217,12 @@ impl Actor for EndpointActor {
         Ok(EndpointState { endpoint, router })
     }
 
-    async fn handle(&self, _myself: ActorRef<EndpointMsg>, msg: EndpointMsg, state: &mut EndpointState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _myself: ActorRef<EndpointMsg>,
+        msg: EndpointMsg,
+        state: &mut EndpointState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             EndpointMsg::Endpoint(reply) => {
                 let _ = reply.send(state.endpoint.clone());
@@ -213,12 +231,21 @@ impl Actor for EndpointActor {
         Ok(())
     }
 
-    async fn handle_supervisor_evt(&self, _myself: ActorRef<EndpointMsg>, _evt: SupervisionEvent, _state: &mut EndpointState) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<EndpointMsg>,
+        _evt: SupervisionEvent,
+        _state: &mut EndpointState,
+    ) -> Result<(), ActorProcessingErr> {
         // Connection actors come and go; nothing to restart.
         Ok(())
     }
 
-    async fn post_stop(&self, _myself: ActorRef<EndpointMsg>, state: &mut EndpointState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<EndpointMsg>,
+        state: &mut EndpointState,
+    ) -> Result<(), ActorProcessingErr> {
         if let Err(e) = state.router.shutdown().await {
             tracing::warn!(%e, "router shutdown reported an error");
         }
@@ -293,7 +320,12 @@ impl Actor for NodeSupervisor {
         })
     }
 
-    async fn handle(&self, myself: ActorRef<NodeMsg>, msg: NodeMsg, state: &mut NodeState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<NodeMsg>,
+        msg: NodeMsg,
+        state: &mut NodeState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             NodeMsg::Endpoint(reply) => {
                 let _ = reply.send(state.endpoint.clone());
@@ -323,7 +355,12 @@ impl Actor for NodeSupervisor {
         Ok(())
     }
 
-    async fn handle_supervisor_evt(&self, myself: ActorRef<NodeMsg>, evt: SupervisionEvent, state: &mut NodeState) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<NodeMsg>,
+        evt: SupervisionEvent,
+        state: &mut NodeState,
+    ) -> Result<(), ActorProcessingErr> {
         if state.stopping {
             return Ok(());
         }

@@ -29,11 +29,7 @@ impl<T> WorkerPool<T> {
 
     /// Checks out an idle worker, waiting for one if all are busy.
     pub(crate) async fn acquire(&self) -> Result<T, Status> {
-        let permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| Status::unavailable("service is stopping"))?;
+        let permit = self.permits.acquire().await.map_err(|_| Status::unavailable("service is stopping"))?;
         permit.forget();
         self.idle().pop().ok_or_else(|| Status::internal("worker pool invariant broken: permit without idle worker"))
     }

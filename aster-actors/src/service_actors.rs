@@ -117,11 +117,7 @@ impl<S: SharedService> Actor for StreamActor<S> {
     type State = Arc<S>;
     type Arguments = Arc<S>;
 
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        svc: Arc<S>,
-    ) -> Result<Arc<S>, ActorProcessingErr> {
+    async fn pre_start(&self, _myself: ActorRef<Self::Msg>, svc: Arc<S>) -> Result<Arc<S>, ActorProcessingErr> {
         Ok(svc)
     }
 

@@ -9,11 +9,7 @@ pub(crate) fn vectors_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
     let dir = shared.join("vectors");
-    assert!(
-        dir.is_dir(),
-        "reference vectors not found at {} (set ASTER_SHARED_DIR)",
-        dir.display()
-    );
+    assert!(dir.is_dir(), "reference vectors not found at {} (set ASTER_SHARED_DIR)", dir.display());
     dir
 }
 

@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use aster_runtime::client::{CallOptions, Channel};
 use aster_runtime::transport::stream::{FrameReader, FrameWriter};
-use aster_runtime::transport::{
-    ALPN_RPC, Endpoint, EndpointConfig, bind_endpoint, endpoint_addr, ticket_for,
-};
+use aster_runtime::transport::{ALPN_RPC, Endpoint, EndpointConfig, bind_endpoint, endpoint_addr, ticket_for};
 use aster_runtime::wire::flags::{CALL, CANCEL, COMPRESSED, HEADER, ROW_SCHEMA, TRAILER};
 use aster_runtime::wire::{CallHeader, Frame, ProtocolMessage, RpcStatus, StreamHeader};
 use aster_runtime::{Code, SerializationMode, Status};
@@ -37,10 +35,7 @@ where
     F: Fn(FrameReader, FrameWriter) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let config = EndpointConfig {
-        alpns: vec![ALPN_RPC.to_vec()],
-        ..EndpointConfig::default()
-    };
+    let config = EndpointConfig { alpns: vec![ALPN_RPC.to_vec()], ..EndpointConfig::default() };
     let ep = bind_endpoint(&config).await.unwrap();
     let handler = Arc::new(handler);
     let accept_ep = ep.clone();
@@ -51,9 +46,7 @@ where
                 let Ok(conn) = incoming.await else { return };
                 while let Ok((send, recv)) = conn.accept_bi().await {
                     let handler = handler.clone();
-                    tokio::spawn(async move {
-                        handler(FrameReader::new(recv), FrameWriter::new(send)).await
-                    });
+                    tokio::spawn(async move { handler(FrameReader::new(recv), FrameWriter::new(send)).await });
                 }
             });
         }
@@ -64,10 +57,7 @@ where
 /// A client endpoint and a JSON-mode channel to `server`.
 async fn connect(server: &Endpoint) -> (Endpoint, Channel) {
     let ep = bind_endpoint(&EndpointConfig::default()).await.unwrap();
-    let ch = Channel::connect(&ep, endpoint_addr(server))
-        .await
-        .unwrap()
-        .with_mode(SerializationMode::Json);
+    let ch = Channel::connect(&ep, endpoint_addr(server)).await.unwrap().with_mode(SerializationMode::Json);
     (ep, ch)
 }
 
@@ -76,10 +66,7 @@ fn log_channel() -> (Log, mpsc::UnboundedReceiver<String>) {
 }
 
 async fn next_log(rx: &mut mpsc::UnboundedReceiver<String>) -> String {
-    tokio::time::timeout(Duration::from_secs(20), rx.recv())
-        .await
-        .expect("server log timed out")
-        .expect("log closed")
+    tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.expect("server log timed out").expect("log closed")
 }
 
 async fn read_frame(r: &mut FrameReader) -> Frame {
@@ -101,13 +88,7 @@ fn parse_num(f: &Frame) -> i64 {
 }
 
 fn status_json(code: i64, message: &str) -> Vec<u8> {
-    RpcStatus {
-        code,
-        message: message.into(),
-        detail_keys: vec![],
-        detail_values: vec![],
-    }
-    .encode(true)
+    RpcStatus { code, message: message.into(), detail_keys: vec![], detail_values: vec![] }.encode(true)
 }
 
 fn ok_trailer() -> Vec<u8> {
@@ -119,10 +100,7 @@ async fn read_unary_request(r: &mut FrameReader) -> (StreamHeader, i64) {
     let h = read_header(r).await;
     let req = read_frame(r).await;
     assert_eq!(req.flags, 0);
-    assert!(
-        r.next().await.unwrap().is_none(),
-        "client must finish after the request"
-    );
+    assert!(r.next().await.unwrap().is_none(), "client must finish after the request");
     (h, parse_num(&req))
 }
 
@@ -155,10 +133,7 @@ async fn unary_ok_and_header_fields() {
     .await;
     let (_ep, ch) = connect(&server).await;
     assert_eq!(ch.peer(), server.id());
-    let resp: Num = ch
-        .unary("Calc", 2, "inc", &Num { n: 41 }, CallOptions::new())
-        .await
-        .unwrap();
+    let resp: Num = ch.unary("Calc", 2, "inc", &Num { n: 41 }, CallOptions::new()).await.unwrap();
     assert_eq!(resp, Num { n: 42 });
     assert_eq!(next_log(&mut logs).await, "Calc|inc|2||0|3|[]|[]");
 }
@@ -170,18 +145,10 @@ async fn unary_sends_deadline_and_metadata() {
         let log = log.clone();
         async move {
             let (h, n) = read_unary_request(&mut r).await;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis() as i64;
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
             let remaining = h.deadline_epoch_ms - now;
-            log.send(format!(
-                "{}|{:?}|{:?}",
-                remaining > 0 && remaining <= 60_000,
-                h.metadata_keys,
-                h.metadata_values
-            ))
-            .unwrap();
+            log.send(format!("{}|{:?}|{:?}", remaining > 0 && remaining <= 60_000, h.metadata_keys, h.metadata_values))
+                .unwrap();
             w.push(0, &num_json(n)).unwrap();
             w.push(TRAILER, &ok_trailer()).unwrap();
             w.finish().await.unwrap();
@@ -189,19 +156,10 @@ async fn unary_sends_deadline_and_metadata() {
     })
     .await;
     let (_ep, ch) = connect(&server).await;
-    let opts = CallOptions::new()
-        .timeout(Duration::from_secs(60))
-        .metadata("who", "me")
-        .metadata("trace", "1");
-    let resp: Num = ch
-        .unary("Calc", 1, "id", &Num { n: 7 }, opts)
-        .await
-        .unwrap();
+    let opts = CallOptions::new().timeout(Duration::from_secs(60)).metadata("who", "me").metadata("trace", "1");
+    let resp: Num = ch.unary("Calc", 1, "id", &Num { n: 7 }, opts).await.unwrap();
     assert_eq!(resp.n, 7);
-    assert_eq!(
-        next_log(&mut logs).await,
-        r#"true|["who", "trace"]|["me", "1"]"#
-    );
+    assert_eq!(next_log(&mut logs).await, r#"true|["who", "trace"]|["me", "1"]"#);
 }
 
 #[tokio::test]
@@ -219,10 +177,7 @@ async fn unary_error_trailer_is_the_status() {
     })
     .await;
     let (_ep, ch) = connect(&server).await;
-    let err = ch
-        .unary::<Num, Num>("Calc", 9, "inc", &Num { n: 1 }, CallOptions::new())
-        .await
-        .unwrap_err();
+    let err = ch.unary::<Num, Num>("Calc", 9, "inc", &Num { n: 1 }, CallOptions::new()).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     assert_eq!(err.message(), "Service 'Calc' v9 not found");
     assert_eq!(err.detail("k"), Some("v"));
@@ -237,10 +192,7 @@ async fn unary_application_code_is_forwarded() {
     })
     .await;
     let (_ep, ch) = connect(&server).await;
-    let err = ch
-        .unary::<Num, Num>("Calc", 1, "inc", &Num { n: 1 }, CallOptions::new())
-        .await
-        .unwrap_err();
+    let err = ch.unary::<Num, Num>("Calc", 1, "inc", &Num { n: 1 }, CallOptions::new()).await.unwrap_err();
     assert_eq!(err.code(), Code::Other(104));
 }
 
@@ -253,10 +205,7 @@ async fn unary_missing_trailer_is_unavailable() {
     })
     .await;
     let (_ep, ch) = connect(&server).await;
-    let err = ch
-        .unary::<Num, Num>("Calc", 1, "inc", &Num { n: 1 }, CallOptions::new())
-        .await
-        .unwrap_err();
+    let err = ch.unary::<Num, Num>("Calc", 1, "inc", &Num { n: 1 }, CallOptions::new()).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
     assert_eq!(err.message(), "stream ended before trailer");
 }
@@ -272,10 +221,7 @@ async fn unary_multiple_response_frames_is_internal() {
     })
     .await;
     let (_ep, ch) = connect(&server).await;
-    let err = ch
-        .unary::<Num, Num>("Calc", 1, "inc", &Num { n: 1 }, CallOptions::new())
-        .await
-        .unwrap_err();
+    let err = ch.unary::<Num, Num>("Calc", 1, "inc", &Num { n: 1 }, CallOptions::new()).await.unwrap_err();
     assert_eq!(err.code(), Code::Internal);
     assert_eq!(err.message(), "multiple response frames");
 }
@@ -289,10 +235,7 @@ async fn unary_ok_trailer_without_response_is_internal() {
     })
     .await;
     let (_ep, ch) = connect(&server).await;
-    let err = ch
-        .unary::<Num, Num>("Calc", 1, "inc", &Num { n: 1 }, CallOptions::new())
-        .await
-        .unwrap_err();
+    let err = ch.unary::<Num, Num>("Calc", 1, "inc", &Num { n: 1 }, CallOptions::new()).await.unwrap_err();
     assert_eq!(err.code(), Code::Internal);
     assert_eq!(err.message(), "trailer OK without response");
 }
@@ -307,10 +250,7 @@ async fn unary_malformed_trailer_is_internal() {
     })
     .await;
     let (_ep, ch) = connect(&server).await;
-    let err = ch
-        .unary::<Num, Num>("Calc", 1, "inc", &Num { n: 1 }, CallOptions::new())
-        .await
-        .unwrap_err();
+    let err = ch.unary::<Num, Num>("Calc", 1, "inc", &Num { n: 1 }, CallOptions::new()).await.unwrap_err();
     assert_eq!(err.code(), Code::Internal);
     assert!(err.message().starts_with("malformed trailer: "), "{err}");
 }
@@ -322,9 +262,7 @@ async fn unary_compressed_response_and_row_schema_skipped() {
         let big = big.clone();
         async move {
             let _ = read_unary_request(&mut r).await;
-            let packed =
-                aster_runtime::codec::compress::compress(&serde_json::to_vec(&big).unwrap())
-                    .unwrap();
+            let packed = aster_runtime::codec::compress::compress(&serde_json::to_vec(&big).unwrap()).unwrap();
             w.push(ROW_SCHEMA, b"schema").unwrap();
             w.push(COMPRESSED, &packed).unwrap();
             w.push(TRAILER, &ok_trailer()).unwrap();
@@ -333,10 +271,7 @@ async fn unary_compressed_response_and_row_schema_skipped() {
     })
     .await;
     let (_ep, ch) = connect(&server).await;
-    let resp: Num = ch
-        .unary("Calc", 1, "big", &Num { n: 0 }, CallOptions::new())
-        .await
-        .unwrap();
+    let resp: Num = ch.unary("Calc", 1, "big", &Num { n: 0 }, CallOptions::new()).await.unwrap();
     assert_eq!(resp.n, 1234);
 }
 
@@ -349,10 +284,7 @@ async fn unary_reset_by_server_is_unavailable() {
     })
     .await;
     let (_ep, ch) = connect(&server).await;
-    let err = ch
-        .unary::<Num, Num>("Calc", 1, "inc", &Num { n: 1 }, CallOptions::new())
-        .await
-        .unwrap_err();
+    let err = ch.unary::<Num, Num>("Calc", 1, "inc", &Num { n: 1 }, CallOptions::new()).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err}");
 }
 
@@ -363,8 +295,7 @@ async fn unary_deadline_expires_and_resets_the_stream() {
         let log = log.clone();
         async move {
             let (h, _) = read_unary_request(&mut r).await;
-            log.send(format!("deadline set: {}", h.deadline_epoch_ms > 0))
-                .unwrap();
+            log.send(format!("deadline set: {}", h.deadline_epoch_ms > 0)).unwrap();
             // Never answer: wait until the client gives up and stops our send half.
             let stopped = wait_stopped(w).await;
             log.send(format!("stopped: {stopped}")).unwrap();
@@ -373,10 +304,7 @@ async fn unary_deadline_expires_and_resets_the_stream() {
     .await;
     let (_ep, ch) = connect(&server).await;
     let opts = CallOptions::new().timeout(Duration::from_millis(300));
-    let err = ch
-        .unary::<Num, Num>("Calc", 1, "slow", &Num { n: 1 }, opts)
-        .await
-        .unwrap_err();
+    let err = ch.unary::<Num, Num>("Calc", 1, "slow", &Num { n: 1 }, opts).await.unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded);
     assert_eq!(next_log(&mut logs).await, "deadline set: true");
     assert_eq!(next_log(&mut logs).await, "stopped: true");
@@ -384,9 +312,7 @@ async fn unary_deadline_expires_and_resets_the_stream() {
 
 /// Waits until the peer stops our send half (or the stream ends); true when it did.
 async fn wait_stopped(mut w: FrameWriter) -> bool {
-    tokio::time::timeout(Duration::from_secs(20), w.stopped())
-        .await
-        .is_ok()
+    tokio::time::timeout(Duration::from_secs(20), w.stopped()).await.is_ok()
 }
 
 #[tokio::test]
@@ -410,10 +336,7 @@ async fn dropping_a_unary_call_resets_the_stream() {
     let (_ep, ch) = connect(&server).await;
     let call = tokio::spawn({
         let ch = ch.clone();
-        async move {
-            ch.unary::<Num, Num>("Calc", 1, "slow", &Num { n: 1 }, CallOptions::new())
-                .await
-        }
+        async move { ch.unary::<Num, Num>("Calc", 1, "slow", &Num { n: 1 }, CallOptions::new()).await }
     });
     got_rx.await.unwrap();
     call.abort();
@@ -429,15 +352,9 @@ async fn invalid_metadata_is_rejected_before_sending() {
     for i in 0..65 {
         opts = opts.metadata(format!("k{i}"), "v");
     }
-    let err = ch
-        .unary::<Num, Num>("Calc", 1, "inc", &Num { n: 1 }, opts)
-        .await
-        .unwrap_err();
+    let err = ch.unary::<Num, Num>("Calc", 1, "inc", &Num { n: 1 }, opts).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    let err = ch
-        .open_session("S", 1, CallOptions::new().metadata("k", "v".repeat(5000)))
-        .await
-        .unwrap_err();
+    let err = ch.open_session("S", 1, CallOptions::new().metadata("k", "v".repeat(5000))).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 }
 
@@ -452,19 +369,11 @@ async fn connect_ticket_parses_and_dials() {
     .await;
     let ep = bind_endpoint(&EndpointConfig::default()).await.unwrap();
     let ticket = ticket_for(&server).encode().unwrap();
-    let ch = Channel::connect_ticket(&ep, &ticket)
-        .await
-        .unwrap()
-        .with_mode(SerializationMode::Json);
+    let ch = Channel::connect_ticket(&ep, &ticket).await.unwrap().with_mode(SerializationMode::Json);
     assert_eq!(ch.peer(), server.id());
-    let resp: Num = ch
-        .unary("Calc", 1, "id", &Num { n: 3 }, CallOptions::new())
-        .await
-        .unwrap();
+    let resp: Num = ch.unary("Calc", 1, "id", &Num { n: 3 }, CallOptions::new()).await.unwrap();
     assert_eq!(resp.n, 3);
-    let err = Channel::connect_ticket(&ep, "aster1notaticket")
-        .await
-        .unwrap_err();
+    let err = Channel::connect_ticket(&ep, "aster1notaticket").await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 }
 
@@ -479,10 +388,7 @@ async fn closed_channel_fails_with_unavailable() {
     .await;
     let (_ep, ch) = connect(&server).await;
     ch.close();
-    let err = ch
-        .unary::<Num, Num>("Calc", 1, "id", &Num { n: 3 }, CallOptions::new())
-        .await
-        .unwrap_err();
+    let err = ch.unary::<Num, Num>("Calc", 1, "id", &Num { n: 3 }, CallOptions::new()).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
 }
 
@@ -506,10 +412,7 @@ async fn server_stream_of_three() {
     .await;
     let (_ep, ch) = connect(&server).await;
 
-    let mut s = ch
-        .server_stream::<Num, Num>("Calc", 1, "count", &Num { n: 3 }, CallOptions::new())
-        .await
-        .unwrap();
+    let mut s = ch.server_stream::<Num, Num>("Calc", 1, "count", &Num { n: 3 }, CallOptions::new()).await.unwrap();
     let mut got = Vec::new();
     while let Some(m) = s.message().await.unwrap() {
         got.push(m.n);
@@ -521,17 +424,10 @@ async fn server_stream_of_three() {
     assert_eq!(call_id.len(), 36, "{call_id}");
 
     // as a futures::Stream
-    let s = ch
-        .server_stream::<Num, Num>("Calc", 1, "count", &Num { n: 3 }, CallOptions::new())
-        .await
-        .unwrap();
+    let s = ch.server_stream::<Num, Num>("Calc", 1, "count", &Num { n: 3 }, CallOptions::new()).await.unwrap();
     let items: Vec<i64> = s.map(|r| r.unwrap().n).collect().await;
     assert_eq!(items, [0, 1, 2]);
-    assert_ne!(
-        next_log(&mut logs).await,
-        call_id,
-        "streaming call ids are fresh UUIDs"
-    );
+    assert_ne!(next_log(&mut logs).await, call_id, "streaming call ids are fresh UUIDs");
 }
 
 #[tokio::test]
@@ -540,27 +436,18 @@ async fn server_stream_error_after_items() {
         let _ = read_unary_request(&mut r).await;
         w.send(0, &num_json(1)).await.unwrap();
         w.send(0, &num_json(2)).await.unwrap();
-        w.send(TRAILER, &status_json(10, "aborted midway"))
-            .await
-            .unwrap();
+        w.send(TRAILER, &status_json(10, "aborted midway")).await.unwrap();
         w.finish().await.unwrap();
     })
     .await;
     let (_ep, ch) = connect(&server).await;
-    let mut s = ch
-        .server_stream::<Num, Num>("Calc", 1, "count", &Num { n: 0 }, CallOptions::new())
-        .await
-        .unwrap();
+    let mut s = ch.server_stream::<Num, Num>("Calc", 1, "count", &Num { n: 0 }, CallOptions::new()).await.unwrap();
     assert_eq!(s.message().await.unwrap(), Some(Num { n: 1 }));
     assert_eq!(s.message().await.unwrap(), Some(Num { n: 2 }));
     let err = s.message().await.unwrap_err();
     assert_eq!(err.code(), Code::Aborted);
     assert_eq!(err.message(), "aborted midway");
-    assert_eq!(
-        s.message().await.unwrap(),
-        None,
-        "the stream is ended after its error"
-    );
+    assert_eq!(s.message().await.unwrap(), None, "the stream is ended after its error");
 }
 
 #[tokio::test]
@@ -573,10 +460,7 @@ async fn server_stream_decode_error_is_reported() {
     })
     .await;
     let (_ep, ch) = connect(&server).await;
-    let mut s = ch
-        .server_stream::<Num, Num>("Calc", 1, "count", &Num { n: 0 }, CallOptions::new())
-        .await
-        .unwrap();
+    let mut s = ch.server_stream::<Num, Num>("Calc", 1, "count", &Num { n: 0 }, CallOptions::new()).await.unwrap();
     let err = s.message().await.unwrap_err();
     assert_eq!(err.code(), Code::ContractViolation, "{err}");
 }
@@ -604,10 +488,7 @@ async fn dropping_a_response_stream_stops_the_server() {
     })
     .await;
     let (_ep, ch) = connect(&server).await;
-    let mut s = ch
-        .server_stream::<Num, Num>("Calc", 1, "endless", &Num { n: 0 }, CallOptions::new())
-        .await
-        .unwrap();
+    let mut s = ch.server_stream::<Num, Num>("Calc", 1, "endless", &Num { n: 0 }, CallOptions::new()).await.unwrap();
     assert_eq!(s.message().await.unwrap(), Some(Num { n: 0 }));
     drop(s);
     assert_eq!(next_log(&mut logs).await, "write failed: UNAVAILABLE");
@@ -623,15 +504,9 @@ async fn server_stream_deadline() {
     .await;
     let (_ep, ch) = connect(&server).await;
     let opts = CallOptions::new().timeout(Duration::from_millis(300));
-    let mut s = ch
-        .server_stream::<Num, Num>("Calc", 1, "count", &Num { n: 0 }, opts)
-        .await
-        .unwrap();
+    let mut s = ch.server_stream::<Num, Num>("Calc", 1, "count", &Num { n: 0 }, opts).await.unwrap();
     assert_eq!(s.message().await.unwrap(), Some(Num { n: 1 }));
-    assert_eq!(
-        s.message().await.unwrap_err().code(),
-        Code::DeadlineExceeded
-    );
+    assert_eq!(s.message().await.unwrap_err().code(), Code::DeadlineExceeded);
     assert_eq!(s.message().await.unwrap(), None);
 }
 
@@ -653,26 +528,17 @@ async fn sum_server(mut r: FrameReader, mut w: FrameWriter) {
 async fn client_stream_sum() {
     let server = start_server(sum_server).await;
     let (_ep, ch) = connect(&server).await;
-    let mut call = ch
-        .client_stream::<Num, Num>("Calc", 1, "sum", CallOptions::new())
-        .await
-        .unwrap();
+    let mut call = ch.client_stream::<Num, Num>("Calc", 1, "sum", CallOptions::new()).await.unwrap();
     for n in 1..=3 {
         call.send(&Num { n }).await.unwrap();
     }
     assert_eq!(call.finish().await.unwrap(), Num { n: 6 });
 
     let nums = [Num { n: 10 }, Num { n: 20 }];
-    let total: Num = ch
-        .client_stream_iter("Calc", 1, "sum", nums, CallOptions::new())
-        .await
-        .unwrap();
+    let total: Num = ch.client_stream_iter("Calc", 1, "sum", nums, CallOptions::new()).await.unwrap();
     assert_eq!(total.n, 30);
     let empty: Vec<Num> = Vec::new();
-    let total: Num = ch
-        .client_stream_iter("Calc", 1, "sum", empty, CallOptions::new())
-        .await
-        .unwrap();
+    let total: Num = ch.client_stream_iter("Calc", 1, "sum", empty, CallOptions::new()).await.unwrap();
     assert_eq!(total.n, 0);
 }
 
@@ -680,21 +546,13 @@ async fn client_stream_sum() {
 async fn client_stream_early_error_trailer() {
     let server = start_server(|mut r, mut w| async move {
         let _ = read_header(&mut r).await;
-        w.send(
-            TRAILER,
-            &status_json(12, "Method 'Calc.nope' not implemented"),
-        )
-        .await
-        .unwrap();
+        w.send(TRAILER, &status_json(12, "Method 'Calc.nope' not implemented")).await.unwrap();
         w.finish().await.unwrap();
         r.stop();
     })
     .await;
     let (_ep, ch) = connect(&server).await;
-    let mut call = ch
-        .client_stream::<Num, Num>("Calc", 1, "nope", CallOptions::new())
-        .await
-        .unwrap();
+    let mut call = ch.client_stream::<Num, Num>("Calc", 1, "nope", CallOptions::new()).await.unwrap();
     // Sends may or may not fail depending on timing; finish reports the server's status.
     for n in 0..3 {
         if call.send(&Num { n }).await.is_err() {
@@ -724,10 +582,7 @@ async fn dropping_a_client_stream_resets_it() {
     })
     .await;
     let (_ep, ch) = connect(&server).await;
-    let mut call = ch
-        .client_stream::<Num, Num>("Calc", 1, "sum", CallOptions::new())
-        .await
-        .unwrap();
+    let mut call = ch.client_stream::<Num, Num>("Calc", 1, "sum", CallOptions::new()).await.unwrap();
     call.send(&Num { n: 5 }).await.unwrap();
     assert_eq!(next_log(&mut logs).await, "got 5");
     drop(call);
@@ -754,10 +609,7 @@ async fn echo_server(mut r: FrameReader, mut w: FrameWriter) {
 async fn bidi_echo_from_two_tasks() {
     let server = start_server(echo_server).await;
     let (_ep, ch) = connect(&server).await;
-    let (mut tx, mut rx) = ch
-        .bidi::<Num, Num>("Chat", 1, "echo", CallOptions::new())
-        .await
-        .unwrap();
+    let (mut tx, mut rx) = ch.bidi::<Num, Num>("Chat", 1, "echo", CallOptions::new()).await.unwrap();
     let sender = tokio::spawn(async move {
         for n in 1..=3 {
             tx.send(&Num { n }).await.unwrap();
@@ -776,10 +628,7 @@ async fn bidi_echo_from_two_tasks() {
 async fn bidi_interleaved() {
     let server = start_server(echo_server).await;
     let (_ep, ch) = connect(&server).await;
-    let (mut tx, mut rx) = ch
-        .bidi::<Num, Num>("Chat", 1, "echo", CallOptions::new())
-        .await
-        .unwrap();
+    let (mut tx, mut rx) = ch.bidi::<Num, Num>("Chat", 1, "echo", CallOptions::new()).await.unwrap();
     for n in 1..=3 {
         tx.send(&Num { n }).await.unwrap();
         assert_eq!(rx.message().await.unwrap(), Some(Num { n: n * 10 }));
@@ -807,10 +656,7 @@ async fn dropping_the_bidi_sink_cancels_the_call() {
     })
     .await;
     let (_ep, ch) = connect(&server).await;
-    let (mut tx, mut rx) = ch
-        .bidi::<Num, Num>("Chat", 1, "echo", CallOptions::new())
-        .await
-        .unwrap();
+    let (mut tx, mut rx) = ch.bidi::<Num, Num>("Chat", 1, "echo", CallOptions::new()).await.unwrap();
     tx.send(&Num { n: 1 }).await.unwrap();
     assert_eq!(rx.message().await.unwrap(), Some(Num { n: 1 }));
     drop(tx);
@@ -827,15 +673,40 @@ async fn bidi_send_after_the_server_ended() {
     })
     .await;
     let (_ep, ch) = connect(&server).await;
-    let (mut tx, mut rx) = ch
-        .bidi::<Num, Num>("Chat", 1, "echo", CallOptions::new())
-        .await
-        .unwrap();
+    let (mut tx, mut rx) = ch.bidi::<Num, Num>("Chat", 1, "echo", CallOptions::new()).await.unwrap();
     let err = rx.message().await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     let err = tx.send(&Num { n: 1 }).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert_eq!(err.message(), "not now");
+}
+
+#[tokio::test]
+async fn bidi_deadline_cancels_both_halves() {
+    let (log, mut logs) = log_channel();
+    let server = start_server(move |mut r, mut w| {
+        let log = log.clone();
+        async move {
+            let _ = read_header(&mut r).await;
+            let first = read_frame(&mut r).await;
+            w.send(0, &num_json(parse_num(&first))).await.unwrap();
+            let end = match r.next().await {
+                Ok(None) => "eof",
+                Ok(Some(_)) => "frame",
+                Err(_) => "reset",
+            };
+            log.send(end.to_string()).unwrap();
+        }
+    })
+    .await;
+    let (_ep, ch) = connect(&server).await;
+    let opts = CallOptions::new().timeout(Duration::from_millis(300));
+    let (mut tx, mut rx) = ch.bidi::<Num, Num>("Chat", 1, "echo", opts).await.unwrap();
+    tx.send(&Num { n: 1 }).await.unwrap();
+    assert_eq!(rx.message().await.unwrap(), Some(Num { n: 1 }));
+    assert_eq!(rx.message().await.unwrap_err().code(), Code::DeadlineExceeded);
+    assert_eq!(tx.send(&Num { n: 2 }).await.unwrap_err().code(), Code::DeadlineExceeded);
+    assert_eq!(next_log(&mut logs).await, "reset");
 }
 
 // ----- sessions ------------------------------------------------------------------------------
@@ -890,8 +761,7 @@ async fn session_server(mut r: FrameReader, mut w: FrameWriter, log: Log) {
                 let _ = read_frame(&mut r).await;
                 let next = read_frame(&mut r).await;
                 assert_eq!(next.flags, CANCEL);
-                log.send(format!("cancel (deadline {})", ch.deadline_epoch_ms > 0))
-                    .unwrap();
+                log.send(format!("cancel (deadline {})", ch.deadline_epoch_ms > 0)).unwrap();
                 w.send(TRAILER, &cancelled).await.unwrap();
             }
             "count" => {
@@ -968,95 +838,56 @@ async fn start_session_server() -> (Endpoint, mpsc::UnboundedReceiver<String>) {
 async fn session_all_patterns_cancel_and_close() {
     let (server, mut logs) = start_session_server().await;
     let (_ep, ch) = connect(&server).await;
-    let session = ch
-        .open_session("Tasks", 1, CallOptions::new())
-        .await
-        .unwrap();
+    let session = ch.open_session("Tasks", 1, CallOptions::new()).await.unwrap();
     assert_eq!(session.session_id().len(), 36);
     assert_eq!(session.mode(), SerializationMode::Json);
-    assert_eq!(
-        next_log(&mut logs).await,
-        "open Tasks v1 method=\"\" id_len=36 deadline=0"
-    );
+    assert_eq!(next_log(&mut logs).await, "open Tasks v1 method=\"\" id_len=36 deadline=0");
 
     // unary success: a bare response frame
-    let r: Num = session
-        .unary("add", &Num { n: 1 }, CallOptions::new())
-        .await
-        .unwrap();
+    let r: Num = session.unary("add", &Num { n: 1 }, CallOptions::new()).await.unwrap();
     assert_eq!(r.n, 2);
     assert_eq!(next_log(&mut logs).await, "call add");
 
     // unary error: a trailer, and the session continues
-    let err = session
-        .unary::<Num, Num>("fail", &Num { n: 0 }, CallOptions::new())
-        .await
-        .unwrap_err();
+    let err = session.unary::<Num, Num>("fail", &Num { n: 0 }, CallOptions::new()).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
     assert_eq!(next_log(&mut logs).await, "call fail");
 
     // deadline: the client sends CANCEL and drains to the CANCELLED trailer
     let opts = CallOptions::new().timeout(Duration::from_millis(200));
-    let err = session
-        .unary::<Num, Num>("slow", &Num { n: 0 }, opts)
-        .await
-        .unwrap_err();
+    let err = session.unary::<Num, Num>("slow", &Num { n: 0 }, opts).await.unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded);
     assert_eq!(next_log(&mut logs).await, "call slow");
     assert_eq!(next_log(&mut logs).await, "cancel (deadline true)");
-    let r: Num = session
-        .unary("add", &Num { n: 10 }, CallOptions::new())
-        .await
-        .unwrap();
+    let r: Num = session.unary("add", &Num { n: 10 }, CallOptions::new()).await.unwrap();
     assert_eq!(r.n, 11);
     assert_eq!(next_log(&mut logs).await, "call add");
 
     // server stream
-    let s = session
-        .server_stream::<Num, Num>("count", &Num { n: 3 }, CallOptions::new())
-        .await
-        .unwrap();
-    let items: Vec<i64> = s
-        .collect_all()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| m.n)
-        .collect();
+    let s = session.server_stream::<Num, Num>("count", &Num { n: 3 }, CallOptions::new()).await.unwrap();
+    let items: Vec<i64> = s.collect_all().await.unwrap().into_iter().map(|m| m.n).collect();
     assert_eq!(items, [0, 1, 2]);
     assert_eq!(next_log(&mut logs).await, "call count");
 
     // dropping a stream mid-way cancels it; the next call still works
-    let mut s = session
-        .server_stream::<Num, Num>("endless", &Num { n: 0 }, CallOptions::new())
-        .await
-        .unwrap();
+    let mut s = session.server_stream::<Num, Num>("endless", &Num { n: 0 }, CallOptions::new()).await.unwrap();
     assert_eq!(s.message().await.unwrap(), Some(Num { n: 0 }));
     assert_eq!(s.message().await.unwrap(), Some(Num { n: 1 }));
     drop(s);
     assert_eq!(next_log(&mut logs).await, "call endless");
     assert_eq!(next_log(&mut logs).await, "cancel (stream)");
-    let r: Num = session
-        .unary("add", &Num { n: 20 }, CallOptions::new())
-        .await
-        .unwrap();
+    let r: Num = session.unary("add", &Num { n: 20 }, CallOptions::new()).await.unwrap();
     assert_eq!(r.n, 21);
     assert_eq!(next_log(&mut logs).await, "call add");
 
     // client stream: TRAILER(OK) ends the input, one bare response
     let nums = [Num { n: 1 }, Num { n: 2 }, Num { n: 3 }];
-    let total: Num = session
-        .client_stream_iter("sum", nums, CallOptions::new())
-        .await
-        .unwrap();
+    let total: Num = session.client_stream_iter("sum", nums, CallOptions::new()).await.unwrap();
     assert_eq!(total.n, 6);
     assert_eq!(next_log(&mut logs).await, "call sum");
 
     // bidi
-    let (mut tx, mut rx) = session
-        .bidi::<Num, Num>("echo", CallOptions::new())
-        .await
-        .unwrap();
+    let (mut tx, mut rx) = session.bidi::<Num, Num>("echo", CallOptions::new()).await.unwrap();
     tx.send(&Num { n: 1 }).await.unwrap();
     assert_eq!(rx.message().await.unwrap(), Some(Num { n: 10 }));
     tx.send(&Num { n: 2 }).await.unwrap();
@@ -1066,28 +897,40 @@ async fn session_all_patterns_cancel_and_close() {
     assert_eq!(next_log(&mut logs).await, "call echo");
 
     // explicit cancel() of a stream
-    let mut s = session
-        .server_stream::<Num, Num>("endless", &Num { n: 0 }, CallOptions::new())
-        .await
-        .unwrap();
+    let mut s = session.server_stream::<Num, Num>("endless", &Num { n: 0 }, CallOptions::new()).await.unwrap();
     assert!(s.message().await.unwrap().is_some());
     s.cancel();
     assert_eq!(next_log(&mut logs).await, "call endless");
     assert_eq!(next_log(&mut logs).await, "cancel (stream)");
-    let r: Num = session
-        .unary("add", &Num { n: 30 }, CallOptions::new())
-        .await
-        .unwrap();
+    let r: Num = session.unary("add", &Num { n: 30 }, CallOptions::new()).await.unwrap();
     assert_eq!(r.n, 31);
     assert_eq!(next_log(&mut logs).await, "call add");
 
+    // a streaming call's deadline cancels it in-band too
+    let opts = CallOptions::new().timeout(Duration::from_millis(200));
+    let mut s = session.server_stream::<Num, Num>("endless", &Num { n: 0 }, opts).await.unwrap();
+    let err = loop {
+        match s.message().await {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("endless stream ended"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.code(), Code::DeadlineExceeded);
+    assert_eq!(next_log(&mut logs).await, "call endless");
+    assert_eq!(next_log(&mut logs).await, "cancel (stream)");
+    let r: Num = session.unary("add", &Num { n: 40 }, CallOptions::new()).await.unwrap();
+    assert_eq!(r.n, 41);
+    assert_eq!(next_log(&mut logs).await, "call add");
+
+    // an expired timeout fails before anything is sent
+    let err =
+        session.unary::<Num, Num>("add", &Num { n: 0 }, CallOptions::new().timeout(Duration::ZERO)).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded);
+
     // a mode other than the session's is refused
     let err = session
-        .unary::<Num, Num>(
-            "add",
-            &Num { n: 0 },
-            CallOptions::new().mode(SerializationMode::Native),
-        )
+        .unary::<Num, Num>("add", &Num { n: 0 }, CallOptions::new().mode(SerializationMode::Native))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -1100,11 +943,7 @@ async fn session_all_patterns_cancel_and_close() {
 async fn session_calls_are_sequential_across_tasks() {
     let (server, mut logs) = start_session_server().await;
     let (_ep, ch) = connect(&server).await;
-    let session = Arc::new(
-        ch.open_session("Tasks", 1, CallOptions::new())
-            .await
-            .unwrap(),
-    );
+    let session = Arc::new(ch.open_session("Tasks", 1, CallOptions::new()).await.unwrap());
     let mut tasks = Vec::new();
     for t in 0..4 {
         let session = session.clone();
@@ -1112,15 +951,9 @@ async fn session_calls_are_sequential_across_tasks() {
             let mut sum = 0;
             for i in 0..5 {
                 let n = t * 100 + i;
-                let r: Num = session
-                    .unary("add", &Num { n }, CallOptions::new())
-                    .await
-                    .unwrap();
+                let r: Num = session.unary("add", &Num { n }, CallOptions::new()).await.unwrap();
                 assert_eq!(r.n, n + 1);
-                let s = session
-                    .server_stream::<Num, Num>("count", &Num { n: 2 }, CallOptions::new())
-                    .await
-                    .unwrap();
+                let s = session.server_stream::<Num, Num>("count", &Num { n: 2 }, CallOptions::new()).await.unwrap();
                 sum += s.collect_all().await.unwrap().len();
             }
             sum
@@ -1148,15 +981,9 @@ async fn session_calls_are_sequential_across_tasks() {
 async fn session_bidi_sink_drop_cancels_and_session_recovers() {
     let (server, mut logs) = start_session_server().await;
     let (_ep, ch) = connect(&server).await;
-    let session = ch
-        .open_session("Tasks", 1, CallOptions::new())
-        .await
-        .unwrap();
+    let session = ch.open_session("Tasks", 1, CallOptions::new()).await.unwrap();
     let _ = next_log(&mut logs).await;
-    let (mut tx, mut rx) = session
-        .bidi::<Num, Num>("echo", CallOptions::new())
-        .await
-        .unwrap();
+    let (mut tx, mut rx) = session.bidi::<Num, Num>("echo", CallOptions::new()).await.unwrap();
     tx.send(&Num { n: 4 }).await.unwrap();
     assert_eq!(rx.message().await.unwrap(), Some(Num { n: 40 }));
     drop(tx);
@@ -1164,26 +991,17 @@ async fn session_bidi_sink_drop_cancels_and_session_recovers() {
     drop(rx);
     assert_eq!(next_log(&mut logs).await, "call echo");
     assert_eq!(next_log(&mut logs).await, "cancel (bidi)");
-    let r: Num = session
-        .unary("add", &Num { n: 1 }, CallOptions::new())
-        .await
-        .unwrap();
+    let r: Num = session.unary("add", &Num { n: 1 }, CallOptions::new()).await.unwrap();
     assert_eq!(r.n, 2);
     assert_eq!(next_log(&mut logs).await, "call add");
 
     // a client-stream call dropped mid-input is cancelled the same way
-    let mut cs = session
-        .client_stream::<Num, Num>("sum", CallOptions::new())
-        .await
-        .unwrap();
+    let mut cs = session.client_stream::<Num, Num>("sum", CallOptions::new()).await.unwrap();
     cs.send(&Num { n: 1 }).await.unwrap();
     drop(cs);
     assert_eq!(next_log(&mut logs).await, "call sum");
     assert_eq!(next_log(&mut logs).await, "cancel (client stream)");
-    let r: Num = session
-        .unary("add", &Num { n: 2 }, CallOptions::new())
-        .await
-        .unwrap();
+    let r: Num = session.unary("add", &Num { n: 2 }, CallOptions::new()).await.unwrap();
     assert_eq!(r.n, 3);
 }
 
@@ -1191,26 +1009,15 @@ async fn session_bidi_sink_drop_cancels_and_session_recovers() {
 async fn session_rejected_at_open_reports_the_status_then_unavailable() {
     let server = start_server(|mut r, mut w| async move {
         let _ = read_header(&mut r).await;
-        w.send(TRAILER, &status_json(5, "Service 'Nope' v1 not found"))
-            .await
-            .unwrap();
+        w.send(TRAILER, &status_json(5, "Service 'Nope' v1 not found")).await.unwrap();
         w.finish().await.unwrap();
     })
     .await;
     let (_ep, ch) = connect(&server).await;
-    let session = ch
-        .open_session("Nope", 1, CallOptions::new())
-        .await
-        .unwrap();
-    let err = session
-        .unary::<Num, Num>("add", &Num { n: 1 }, CallOptions::new())
-        .await
-        .unwrap_err();
+    let session = ch.open_session("Nope", 1, CallOptions::new()).await.unwrap();
+    let err = session.unary::<Num, Num>("add", &Num { n: 1 }, CallOptions::new()).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    let err = session
-        .unary::<Num, Num>("add", &Num { n: 1 }, CallOptions::new())
-        .await
-        .unwrap_err();
+    let err = session.unary::<Num, Num>("add", &Num { n: 1 }, CallOptions::new()).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err}");
     session.close().await.unwrap();
 }

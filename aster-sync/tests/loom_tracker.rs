@@ -65,4 +65,3 @@ fn begin_after_close_never_admitted() {
         assert_eq!(t.in_flight(), 0);
     });
 }
-

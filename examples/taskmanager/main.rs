@@ -31,18 +31,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tm = TaskManagerClient::new(channel.clone());
 
     // unary (NATIVE mode, the channel default)
-    let req = TaskAssignment { task_id: "t-1".into(), title: "write docs".into(), priority: 3, tags: vec!["rust".into()] };
+    let req =
+        TaskAssignment { task_id: "t-1".into(), title: "write docs".into(), priority: 3, tags: vec!["rust".into()] };
     let ack = tm.assign_task(&req, CallOptions::new().timeout(Duration::from_secs(5))).await?;
     println!("unary         assign_task      -> {ack:?}");
 
     // unary in JSON mode, with metadata
-    let ack = tm
-        .assign_task(&req, CallOptions::new().mode(SerializationMode::Json).metadata("x-trace-id", "abc123"))
-        .await?;
+    let ack =
+        tm.assign_task(&req, CallOptions::new().mode(SerializationMode::Json).metadata("x-trace-id", "abc123")).await?;
     println!("unary (json)  assign_task      -> {ack:?}");
 
     // server stream
-    let mut updates = tm.watch_progress(&ProgressRequest { task_id: "t-1".into(), steps: 3 }, CallOptions::new()).await?;
+    let mut updates =
+        tm.watch_progress(&ProgressRequest { task_id: "t-1".into(), steps: 3 }, CallOptions::new()).await?;
     while let Some(u) = updates.message().await? {
         println!("server stream watch_progress   -> {u:?}");
     }

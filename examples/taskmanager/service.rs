@@ -92,7 +92,11 @@ aster::impl_message!(ChatMessage, "taskmgr/ChatMessage");
 
 /// Handler trait of TaskManager (what a user implements).
 pub trait TaskManagerHandler: Send + Sync + 'static {
-    fn assign_task(&self, ctx: CallContext, req: TaskAssignment) -> impl Future<Output = Result<TaskAck, Status>> + Send;
+    fn assign_task(
+        &self,
+        ctx: CallContext,
+        req: TaskAssignment,
+    ) -> impl Future<Output = Result<TaskAck, Status>> + Send;
     fn watch_progress(
         &self,
         ctx: CallContext,
@@ -265,7 +269,11 @@ impl TaskManagerClient {
 
 /// Handler trait of TaskSession: `&mut self`, one instance per session.
 pub trait TaskSessionHandler: Send + 'static {
-    fn open_task(&mut self, ctx: CallContext, req: TaskAssignment) -> impl Future<Output = Result<TaskAck, Status>> + Send;
+    fn open_task(
+        &mut self,
+        ctx: CallContext,
+        req: TaskAssignment,
+    ) -> impl Future<Output = Result<TaskAck, Status>> + Send;
     fn history(
         &mut self,
         ctx: CallContext,

@@ -30,8 +30,8 @@ use crate::{SerializationMode, Status};
 /// # async fn demo(ep: iroh::Endpoint, addr: iroh::EndpointAddr) -> Result<(), aster_runtime::Status> {
 /// # #[derive(Debug, serde::Serialize, serde::Deserialize)] struct Req { n: i64 }
 /// # #[derive(Debug, serde::Serialize, serde::Deserialize)] struct Resp { total: i64 }
-/// # aster_runtime::impl_message!(Req, "demo/Req");
-/// # aster_runtime::impl_message!(Resp, "demo/Resp");
+/// # aster_runtime::impl_message!(Req, "demo/Req"; json_only);
+/// # aster_runtime::impl_message!(Resp, "demo/Resp"; json_only);
 /// let channel = Channel::connect(&ep, addr).await?;
 /// let resp: Resp = channel.unary("Counter", 1, "add", &Req { n: 5 }, CallOptions::new()).await?;
 /// # Ok(()) }
@@ -44,10 +44,7 @@ pub struct Channel {
 
 impl fmt::Debug for Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Channel")
-            .field("peer", &self.conn.remote_id())
-            .field("mode", &self.mode)
-            .finish()
+        f.debug_struct("Channel").field("peer", &self.conn.remote_id()).field("mode", &self.mode).finish()
     }
 }
 
@@ -74,18 +71,15 @@ impl Channel {
     /// Dials the peer of an `aster1…` ticket (its direct addresses; the relay is not used).
     /// A malformed ticket is `INVALID_ARGUMENT`.
     pub async fn connect_ticket(ep: &Endpoint, ticket: &str) -> Result<Channel, Status> {
-        let ticket = AsterTicket::from_str(ticket)
-            .map_err(|e| Status::invalid_argument(format!("invalid ticket: {e}")))?;
+        let ticket =
+            AsterTicket::from_str(ticket).map_err(|e| Status::invalid_argument(format!("invalid ticket: {e}")))?;
         let addr = addr_from_ticket(&ticket)?;
         Channel::connect(ep, addr).await
     }
 
     /// Wraps an established connection (which must have been made with ALPN `aster/1`).
     pub fn from_connection(conn: Connection) -> Channel {
-        Channel {
-            conn,
-            mode: SerializationMode::Native,
-        }
+        Channel { conn, mode: SerializationMode::Native }
     }
 
     /// Sets the default serialization mode of calls made through this handle (default
@@ -123,28 +117,14 @@ impl Channel {
         method: &str,
         call_id: String,
         opts: CallOptions,
-    ) -> Result<(Prepared, i64), Status> {
+    ) -> Result<Prepared, Status> {
         let mode = opts.mode.unwrap_or(self.mode);
         let (metadata_keys, metadata_values) = split_metadata(opts.metadata)?;
         let deadline = Deadline::start(opts.timeout);
         let json = mode.protocol_is_json();
-        let header = StreamHeader {
-            service: service.to_owned(),
-            method: method.to_owned(),
-            version,
-            call_id,
-            deadline_epoch_ms: deadline.epoch_ms,
-            serialization_mode: mode.as_i64(),
-            metadata_keys,
-            metadata_values,
-        };
-        let prepared = Prepared {
-            header: header.encode(json),
-            codec: PayloadCodec::new(mode),
-            json,
-            deadline: deadline.instant,
-        };
-        Ok((prepared, deadline.epoch_ms))
+        let header =
+            stream_header(service, version, method, call_id, deadline.epoch_ms, mode, metadata_keys, metadata_values);
+        Ok(Prepared { header: header.encode(json), codec: PayloadCodec::new(mode), json, deadline: deadline.instant })
     }
 
     /// Opens a bi-stream (bounded by the deadline) and queues the HEADER frame.
@@ -168,7 +148,7 @@ impl Channel {
         request: &Req,
         opts: CallOptions,
     ) -> Result<Resp, Status> {
-        let (p, _) = self.prepare(service, version, method, String::new(), opts)?;
+        let p = self.prepare(service, version, method, String::new(), opts)?;
         let (flags, payload) = p.codec.encode(request)?;
         let fut = async {
             let (mut reader, mut writer) = self.open(&p).await?;
@@ -183,6 +163,7 @@ impl Channel {
                     _ => return Err(write_err),
                 },
             };
+            consume_eof(call.reader);
             call.disarm();
             p.codec.decode::<Resp>(rflags, &rpayload)
         };
@@ -201,7 +182,7 @@ impl Channel {
         request: &Req,
         opts: CallOptions,
     ) -> Result<Streaming<Resp>, Status> {
-        let (p, _) = self.prepare(service, version, method, uuid_v4(), opts)?;
+        let p = self.prepare(service, version, method, uuid_v4(), opts)?;
         let (flags, payload) = p.codec.encode(request)?;
         let fut = async {
             let (mut reader, mut writer) = self.open(&p).await?;
@@ -215,14 +196,7 @@ impl Channel {
             Ok((reader, writer))
         };
         let (reader, writer) = with_deadline(p.deadline, fut).await?;
-        Ok(Streaming::per_call(
-            reader,
-            Some(writer),
-            None,
-            p.json,
-            p.codec,
-            p.deadline,
-        ))
+        Ok(Streaming::per_call(reader, Some(writer), None, p.json, p.codec, p.deadline))
     }
 
     /// A client-streaming call: send requests with [`ClientStreamCall::send`], then
@@ -236,7 +210,7 @@ impl Channel {
         method: &str,
         opts: CallOptions,
     ) -> Result<ClientStreamCall<Req, Resp>, Status> {
-        let (p, _) = self.prepare(service, version, method, uuid_v4(), opts)?;
+        let p = self.prepare(service, version, method, uuid_v4(), opts)?;
         let fut = async {
             let (mut reader, mut writer) = self.open(&p).await?;
             let call = CancelOnDrop::new(&mut reader, &mut writer);
@@ -245,9 +219,7 @@ impl Channel {
             Ok((reader, writer))
         };
         let (reader, writer) = with_deadline(p.deadline, fut).await?;
-        Ok(ClientStreamCall::per_call(
-            reader, writer, p.json, p.codec, p.deadline,
-        ))
+        Ok(ClientStreamCall::per_call(reader, writer, p.json, p.codec, p.deadline))
     }
 
     /// A client-streaming call over all items of `requests`; returns the response.
@@ -264,9 +236,7 @@ impl Channel {
         Resp: Message,
         I: IntoIterator<Item = Req>,
     {
-        let mut call = self
-            .client_stream::<Req, Resp>(service, version, method, opts)
-            .await?;
+        let mut call = self.client_stream::<Req, Resp>(service, version, method, opts).await?;
         for item in requests {
             call.send(&item).await?;
         }
@@ -283,7 +253,7 @@ impl Channel {
         method: &str,
         opts: CallOptions,
     ) -> Result<(RequestSink<Req>, Streaming<Resp>), Status> {
-        let (p, _) = self.prepare(service, version, method, uuid_v4(), opts)?;
+        let p = self.prepare(service, version, method, uuid_v4(), opts)?;
         let fut = async {
             let (mut reader, mut writer) = self.open(&p).await?;
             let call = CancelOnDrop::new(&mut reader, &mut writer);
@@ -292,29 +262,19 @@ impl Channel {
             Ok((reader, writer))
         };
         let (reader, writer) = with_deadline(p.deadline, fut).await?;
-        Ok(super::streams::per_call_bidi(
-            reader, writer, p.json, p.codec, p.deadline,
-        ))
+        Ok(super::streams::per_call_bidi(reader, writer, p.json, p.codec, p.deadline))
     }
 
     /// Opens a session of a session-scoped service (v0.1: one stream for the whole session,
     /// one CALL frame per call). The HEADER carries method `""`, a fresh UUIDv4 session id as
     /// call id, no deadline, the metadata and mode of `opts`; the timeout of `opts` bounds
     /// only the opening.
-    pub async fn open_session(
-        &self,
-        service: &str,
-        version: i64,
-        opts: CallOptions,
-    ) -> Result<Session, Status> {
+    pub async fn open_session(&self, service: &str, version: i64, opts: CallOptions) -> Result<Session, Status> {
         let session_id = uuid_v4();
         let mode = opts.mode.unwrap_or(self.mode);
         let timeout = opts.timeout;
-        let opts = CallOptions {
-            timeout: None,
-            ..opts
-        };
-        let (p, _) = self.prepare(service, version, "", session_id.clone(), opts)?;
+        let opts = CallOptions { timeout: None, ..opts };
+        let p = self.prepare(service, version, "", session_id.clone(), opts)?;
         let deadline = Deadline::start(timeout).instant;
         let fut = async {
             let (mut reader, mut writer) = self.open(&p).await?;
@@ -324,15 +284,31 @@ impl Channel {
             Ok((reader, writer))
         };
         let (reader, writer) = with_deadline(deadline, fut).await?;
-        Ok(Session::new(
-            session_id,
-            service.to_owned(),
-            version,
-            mode,
-            p.codec,
-            reader,
-            writer,
-        ))
+        Ok(Session::new(session_id, service.to_owned(), version, mode, p.codec, reader, writer))
+    }
+}
+
+/// The StreamHeader of a call.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn stream_header(
+    service: &str,
+    version: i64,
+    method: &str,
+    call_id: String,
+    deadline_epoch_ms: i64,
+    mode: SerializationMode,
+    metadata_keys: Vec<String>,
+    metadata_values: Vec<String>,
+) -> StreamHeader {
+    StreamHeader {
+        service: service.to_owned(),
+        method: method.to_owned(),
+        version,
+        call_id,
+        deadline_epoch_ms,
+        serialization_mode: mode.as_i64(),
+        metadata_keys,
+        metadata_values,
     }
 }
 
@@ -345,15 +321,8 @@ pub(crate) struct CancelOnDrop<'a> {
 }
 
 impl<'a> CancelOnDrop<'a> {
-    pub(crate) fn new(
-        reader: &'a mut FrameReader,
-        writer: &'a mut FrameWriter,
-    ) -> CancelOnDrop<'a> {
-        CancelOnDrop {
-            reader,
-            writer,
-            armed: true,
-        }
+    pub(crate) fn new(reader: &'a mut FrameReader, writer: &'a mut FrameWriter) -> CancelOnDrop<'a> {
+        CancelOnDrop { reader, writer, armed: true }
     }
 
     /// The call completed (or its halves live on elsewhere): do not cancel.
@@ -372,10 +341,7 @@ impl Drop for CancelOnDrop<'_> {
 }
 
 /// Reads a single response message and the OK trailer of a unary or client-stream call.
-pub(crate) async fn read_single_response(
-    reader: &mut FrameReader,
-    json: bool,
-) -> Result<(u8, Bytes), Status> {
+pub(crate) async fn read_single_response(reader: &mut FrameReader, json: bool) -> Result<(u8, Bytes), Status> {
     let mut response: Option<(u8, Bytes)> = None;
     loop {
         match reader.next().await {
@@ -400,6 +366,14 @@ pub(crate) async fn read_single_response(
     }
 }
 
+/// Reads the server's end of stream when it has already arrived with the trailer (usual:
+/// the server finishes right after it), so dropping the reader does not send a spurious
+/// STOP_SENDING for a stream that is complete. Never waits.
+pub(crate) fn consume_eof(reader: &mut FrameReader) {
+    use futures::FutureExt;
+    let _ = reader.next().now_or_never();
+}
+
 /// A non-OK trailer that has already arrived (checked without waiting).
 pub(crate) fn early_status(reader: &mut FrameReader, json: bool) -> Option<Status> {
     use futures::FutureExt;
@@ -412,6 +386,34 @@ pub(crate) fn early_status(reader: &mut FrameReader, json: bool) -> Option<Statu
                 Err(s) => return Some(s),
             },
             _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::client::inbound::tests::golden_c2s_frames;
+
+    /// The HEADER frames of the golden captures are what this client builds for the same call.
+    #[test]
+    fn header_frames_match_the_golden_captures() {
+        let cases = [
+            (
+                "client_stream_upload_steps.c2s.bin",
+                "TaskManager",
+                "upload_steps",
+                "cceec2f9-b1a1-42dc-a4d7-62e6eace018b",
+            ),
+            ("bidi_chat.c2s.bin", "TaskManager", "chat", "2253e98d-4899-4041-b7e4-d55bb38a74b9"),
+            ("session_TaskSession_all_patterns.c2s.bin", "TaskSession", "", "568d10f8-4017-4648-b40e-0f99f04aae94"),
+        ];
+        for (file, service, method, call_id) in cases {
+            let golden = golden_c2s_frames(file).remove(0);
+            assert_eq!(golden.flags, HEADER);
+            let h = stream_header(service, 1, method, call_id.into(), 0, SerializationMode::Xlang, vec![], vec![]);
+            assert_eq!(h.encode(false), golden.payload.to_vec(), "{file}");
         }
     }
 }

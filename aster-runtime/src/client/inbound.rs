@@ -46,15 +46,11 @@ pub(crate) fn decode_trailer(payload: &[u8], json: bool) -> Status {
 pub(crate) fn classify(frame: Frame, json: bool) -> Result<Inbound, Status> {
     let flags = frame.flags;
     if flags & (HEADER | CALL | CANCEL) != 0 {
-        return Err(Status::internal(format!(
-            "unexpected frame from server (flags 0x{flags:02x})"
-        )));
+        return Err(Status::internal(format!("unexpected frame from server (flags 0x{flags:02x})")));
     }
     if flags & TRAILER != 0 {
         if flags & COMPRESSED != 0 {
-            return Err(Status::internal(
-                "malformed trailer: compressed trailers are not supported",
-            ));
+            return Err(Status::internal("malformed trailer: compressed trailers are not supported"));
         }
         return Ok(Inbound::Trailer(decode_trailer(&frame.payload, json)));
     }
@@ -82,11 +78,7 @@ pub(crate) enum Pattern {
 pub(crate) enum SessionEvent {
     /// A response message; `last` when it also ends the call (unary and client-stream
     /// success: the server sends the response and no trailer).
-    Message {
-        flags: u8,
-        payload: Bytes,
-        last: bool,
-    },
+    Message { flags: u8, payload: Bytes, last: bool },
     /// A frame to ignore (ROW_SCHEMA).
     Skip,
     /// The call ended with this status (server-stream / bidi trailer, or any error trailer).
@@ -112,11 +104,7 @@ pub(crate) struct SessionCallState {
 impl SessionCallState {
     /// A call of `pattern` on a session whose protocol payloads are JSON when `json`.
     pub(crate) fn new(pattern: Pattern, json: bool) -> SessionCallState {
-        SessionCallState {
-            pattern,
-            json,
-            ended: false,
-        }
+        SessionCallState { pattern, json, ended: false }
     }
 
     /// Whether the server has ended the call.
@@ -138,19 +126,12 @@ impl SessionCallState {
             Inbound::Message(flags, payload) => {
                 let last = matches!(self.pattern, Pattern::Unary | Pattern::ClientStream);
                 self.ended = last;
-                Ok(SessionEvent::Message {
-                    flags,
-                    payload,
-                    last,
-                })
+                Ok(SessionEvent::Message { flags, payload, last })
             }
             Inbound::Trailer(status) => {
                 self.ended = true;
-                if status.is_ok() && matches!(self.pattern, Pattern::Unary | Pattern::ClientStream)
-                {
-                    return Ok(SessionEvent::End(Status::internal(
-                        "trailer OK without response",
-                    )));
+                if status.is_ok() && matches!(self.pattern, Pattern::Unary | Pattern::ClientStream) {
+                    return Ok(SessionEvent::End(Status::internal("trailer OK without response")));
                 }
                 Ok(SessionEvent::End(status))
             }
@@ -161,8 +142,11 @@ impl SessionCallState {
 /// What a frame read while draining a cancelled session call means.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum DrainStep {
-    /// A leftover of the cancelled call: discard it.
+    /// A leftover of the cancelled call (a response frame): discard it.
     Discard,
+    /// A trailer other than CANCELLED: the cancelled call's own end, which the server sent
+    /// before it saw the CANCEL; its answer to the CANCEL should follow. Discard it.
+    CallEnded,
     /// The server's CANCELLED trailer: the session is at a call boundary again.
     Done,
 }
@@ -171,22 +155,27 @@ pub(crate) enum DrainStep {
 /// (spec §3.10). Frames of the cancelled call that were already under way, including its own
 /// terminal frame when the server completed it before it saw the CANCEL, are discarded.
 pub(crate) fn drain_step(frame: &Frame, json: bool) -> DrainStep {
-    if frame.flags & TRAILER != 0
-        && decode_trailer(&frame.payload, json).code() == crate::Code::Cancelled
-    {
+    if frame.flags & TRAILER == 0 {
+        DrainStep::Discard
+    } else if decode_trailer(&frame.payload, json).code() == crate::Code::Cancelled {
         DrainStep::Done
     } else {
-        DrainStep::Discard
+        DrainStep::CallEnded
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::Code;
     use crate::wire::FrameDecoder;
     use bytes::BytesMut;
+
+    /// The frames the client wrote in a golden capture.
+    pub(crate) fn golden_c2s_frames(name: &str) -> Vec<Frame> {
+        golden_frames(name)
+    }
 
     pub(crate) fn golden_frames(name: &str) -> Vec<Frame> {
         let bytes = crate::test_vectors::read(&format!("golden/{name}"));
@@ -201,19 +190,11 @@ mod tests {
     }
 
     fn frame(flags: u8, payload: &[u8]) -> Frame {
-        Frame {
-            flags,
-            payload: Bytes::copy_from_slice(payload),
-        }
+        Frame { flags, payload: Bytes::copy_from_slice(payload) }
     }
 
     fn json_trailer(code: i64, message: &str) -> Frame {
-        let st = RpcStatus {
-            code,
-            message: message.into(),
-            detail_keys: vec![],
-            detail_values: vec![],
-        };
+        let st = RpcStatus { code, message: message.into(), detail_keys: vec![], detail_values: vec![] };
         frame(TRAILER, &st.encode(true))
     }
 
@@ -226,11 +207,7 @@ mod tests {
         for _ in 0..2 {
             let mut st = SessionCallState::new(Pattern::Unary, false);
             match st.on_frame(next()).unwrap() {
-                SessionEvent::Message {
-                    flags: 0,
-                    last: true,
-                    ..
-                } => {}
+                SessionEvent::Message { flags: 0, last: true, .. } => {}
                 other => panic!("unexpected {other:?}"),
             }
             assert!(st.ended());
@@ -238,36 +215,18 @@ mod tests {
         // history (server stream): 2 messages then TRAILER(OK)
         let mut st = SessionCallState::new(Pattern::ServerStream, false);
         for _ in 0..2 {
-            assert!(matches!(
-                st.on_frame(next()).unwrap(),
-                SessionEvent::Message { last: false, .. }
-            ));
+            assert!(matches!(st.on_frame(next()).unwrap(), SessionEvent::Message { last: false, .. }));
         }
-        assert_eq!(
-            st.on_frame(next()).unwrap(),
-            SessionEvent::End(Status::ok())
-        );
+        assert_eq!(st.on_frame(next()).unwrap(), SessionEvent::End(Status::ok()));
         assert!(st.ended());
         // add_steps (client stream): one bare response
         let mut st = SessionCallState::new(Pattern::ClientStream, false);
-        assert!(matches!(
-            st.on_frame(next()).unwrap(),
-            SessionEvent::Message { last: true, .. }
-        ));
+        assert!(matches!(st.on_frame(next()).unwrap(), SessionEvent::Message { last: true, .. }));
         // chat (bidi): 2 messages then TRAILER(OK)
         let mut st = SessionCallState::new(Pattern::Bidi, false);
-        assert!(matches!(
-            st.on_frame(next()).unwrap(),
-            SessionEvent::Message { last: false, .. }
-        ));
-        assert!(matches!(
-            st.on_frame(next()).unwrap(),
-            SessionEvent::Message { last: false, .. }
-        ));
-        assert_eq!(
-            st.on_frame(next()).unwrap(),
-            SessionEvent::End(Status::ok())
-        );
+        assert!(matches!(st.on_frame(next()).unwrap(), SessionEvent::Message { last: false, .. }));
+        assert!(matches!(st.on_frame(next()).unwrap(), SessionEvent::Message { last: false, .. }));
+        assert_eq!(st.on_frame(next()).unwrap(), SessionEvent::End(Status::ok()));
         assert!(it.next().is_none());
     }
 
@@ -280,17 +239,10 @@ mod tests {
             "server_stream_watch_progress.s2c.bin",
         ] {
             let frames = golden_frames(name);
-            let trailers: Vec<_> = frames
-                .into_iter()
-                .filter(|f| f.flags & TRAILER != 0)
-                .collect();
+            let trailers: Vec<_> = frames.into_iter().filter(|f| f.flags & TRAILER != 0).collect();
             assert!(!trailers.is_empty());
             for t in trailers {
-                assert_eq!(
-                    classify(t, false).unwrap(),
-                    Inbound::Trailer(Status::ok()),
-                    "{name}"
-                );
+                assert_eq!(classify(t, false).unwrap(), Inbound::Trailer(Status::ok()), "{name}");
             }
         }
     }
@@ -307,22 +259,13 @@ mod tests {
 
     #[test]
     fn classify_frames() {
-        assert_eq!(
-            classify(frame(0, b"x"), true).unwrap(),
-            Inbound::Message(0, Bytes::from_static(b"x"))
-        );
+        assert_eq!(classify(frame(0, b"x"), true).unwrap(), Inbound::Message(0, Bytes::from_static(b"x")));
         assert_eq!(
             classify(frame(COMPRESSED, b"x"), true).unwrap(),
             Inbound::Message(COMPRESSED, Bytes::from_static(b"x"))
         );
-        assert_eq!(
-            classify(frame(ROW_SCHEMA, b"s"), true).unwrap(),
-            Inbound::Skip
-        );
-        assert_eq!(
-            classify(frame(TRAILER, b""), true).unwrap(),
-            Inbound::Trailer(Status::ok())
-        );
+        assert_eq!(classify(frame(ROW_SCHEMA, b"s"), true).unwrap(), Inbound::Skip);
+        assert_eq!(classify(frame(TRAILER, b""), true).unwrap(), Inbound::Trailer(Status::ok()));
         match classify(json_trailer(5, "nope"), true).unwrap() {
             Inbound::Trailer(s) => {
                 assert_eq!(s.code(), Code::NotFound);
@@ -338,21 +281,14 @@ mod tests {
             other => panic!("{other:?}"),
         }
         for bad in [HEADER, CALL, CANCEL, TRAILER | COMPRESSED] {
-            assert_eq!(
-                classify(frame(bad, b"x"), true).unwrap_err().code(),
-                Code::Internal
-            );
+            assert_eq!(classify(frame(bad, b"x"), true).unwrap_err().code(), Code::Internal);
         }
     }
 
     #[test]
     fn xlang_trailer_on_json_stream_is_accepted() {
-        let st = RpcStatus {
-            code: 13,
-            message: "Invalid StreamHeader".into(),
-            detail_keys: vec![],
-            detail_values: vec![],
-        };
+        let st =
+            RpcStatus { code: 13, message: "Invalid StreamHeader".into(), detail_keys: vec![], detail_values: vec![] };
         let f = frame(TRAILER, &st.encode(false));
         match classify(f, true).unwrap() {
             Inbound::Trailer(s) => assert_eq!(s.code(), Code::Internal),
@@ -368,10 +304,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(st.ended());
-        assert_eq!(
-            st.on_frame(frame(0, b"{}")).unwrap_err().code(),
-            Code::Internal
-        );
+        assert_eq!(st.on_frame(frame(0, b"{}")).unwrap_err().code(), Code::Internal);
 
         let mut st = SessionCallState::new(Pattern::ClientStream, true);
         match st.on_frame(json_trailer(0, "")).unwrap() {
@@ -386,19 +319,10 @@ mod tests {
     #[test]
     fn session_stream_skips_row_schema_and_rejects_server_control_frames() {
         let mut st = SessionCallState::new(Pattern::ServerStream, true);
-        assert_eq!(
-            st.on_frame(frame(ROW_SCHEMA, b"s")).unwrap(),
-            SessionEvent::Skip
-        );
-        assert!(matches!(
-            st.on_frame(frame(0, b"{}")).unwrap(),
-            SessionEvent::Message { last: false, .. }
-        ));
+        assert_eq!(st.on_frame(frame(ROW_SCHEMA, b"s")).unwrap(), SessionEvent::Skip);
+        assert!(matches!(st.on_frame(frame(0, b"{}")).unwrap(), SessionEvent::Message { last: false, .. }));
         assert!(!st.ended());
-        assert_eq!(
-            st.on_frame(frame(CALL, b"{}")).unwrap_err().code(),
-            Code::Internal
-        );
+        assert_eq!(st.on_frame(frame(CALL, b"{}")).unwrap_err().code(), Code::Internal);
         let mut st = SessionCallState::new(Pattern::Bidi, true);
         match st.on_frame(json_trailer(3, "bad")).unwrap() {
             SessionEvent::End(s) => assert_eq!(s.code(), Code::InvalidArgument),
@@ -411,24 +335,11 @@ mod tests {
         // the cancelled call's leftovers: a response, an error trailer (completed before the
         // server saw CANCEL), then the CANCELLED answer
         assert_eq!(drain_step(&frame(0, b"{}"), true), DrainStep::Discard);
-        assert_eq!(
-            drain_step(&json_trailer(13, "boom"), true),
-            DrainStep::Discard
-        );
-        assert_eq!(drain_step(&json_trailer(0, ""), true), DrainStep::Discard);
-        assert_eq!(
-            drain_step(&json_trailer(1, "cancelled"), true),
-            DrainStep::Done
-        );
-        let xlang = RpcStatus {
-            code: 1,
-            message: "cancelled".into(),
-            detail_keys: vec![],
-            detail_values: vec![],
-        };
-        assert_eq!(
-            drain_step(&frame(TRAILER, &xlang.encode(false)), false),
-            DrainStep::Done
-        );
+        assert_eq!(drain_step(&frame(ROW_SCHEMA, b"s"), true), DrainStep::Discard);
+        assert_eq!(drain_step(&json_trailer(13, "boom"), true), DrainStep::CallEnded);
+        assert_eq!(drain_step(&json_trailer(0, ""), true), DrainStep::CallEnded);
+        assert_eq!(drain_step(&json_trailer(1, "cancelled"), true), DrainStep::Done);
+        let xlang = RpcStatus { code: 1, message: "cancelled".into(), detail_keys: vec![], detail_values: vec![] };
+        assert_eq!(drain_step(&frame(TRAILER, &xlang.encode(false)), false), DrainStep::Done);
     }
 }

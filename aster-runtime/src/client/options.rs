@@ -81,19 +81,15 @@ pub(crate) struct Deadline {
 }
 
 impl Deadline {
-    pub(crate) const NONE: Deadline = Deadline {
-        epoch_ms: 0,
-        instant: None,
-    };
+    pub(crate) const NONE: Deadline = Deadline { epoch_ms: 0, instant: None };
 
     /// Starts the deadline clock for `timeout`.
     pub(crate) fn start(timeout: Option<Duration>) -> Deadline {
         match timeout {
             None => Deadline::NONE,
-            Some(t) => Deadline {
-                epoch_ms: deadline_epoch_ms(SystemTime::now(), t),
-                instant: Instant::now().checked_add(t),
-            },
+            Some(t) => {
+                Deadline { epoch_ms: deadline_epoch_ms(SystemTime::now(), t), instant: Instant::now().checked_add(t) }
+            }
         }
     }
 }
@@ -104,13 +100,15 @@ pub(crate) fn deadline_exceeded() -> Status {
 }
 
 /// Runs `fut` under the optional local deadline (`DEADLINE_EXCEEDED` when it fires first; the
-/// future is dropped, which cancels whatever it owned).
+/// future is dropped, which cancels whatever it owned). An already expired deadline fails
+/// without polling `fut` at all.
 pub(crate) async fn with_deadline<T, F>(deadline: Option<Instant>, fut: F) -> Result<T, Status>
 where
     F: Future<Output = Result<T, Status>>,
 {
     match deadline {
         None => fut.await,
+        Some(at) if at <= Instant::now() => Err(deadline_exceeded()),
         Some(at) => match tokio::time::timeout_at(at, fut).await {
             Ok(r) => r,
             Err(_) => Err(deadline_exceeded()),
@@ -119,9 +117,7 @@ where
 }
 
 /// Splits metadata into the header's parallel lists and validates them against the limits.
-pub(crate) fn split_metadata(
-    metadata: Vec<(String, String)>,
-) -> Result<(Vec<String>, Vec<String>), Status> {
+pub(crate) fn split_metadata(metadata: Vec<(String, String)>) -> Result<(Vec<String>, Vec<String>), Status> {
     let (keys, values): (Vec<String>, Vec<String>) = metadata.into_iter().unzip();
     limits::validate_metadata(&keys, &values)?;
     Ok((keys, values))
@@ -159,11 +155,7 @@ mod tests {
         let b = s.as_bytes();
         b.len() == 36
             && s.chars().enumerate().all(|(i, c)| {
-                if matches!(i, 8 | 13 | 18 | 23) {
-                    c == '-'
-                } else {
-                    c.is_ascii_digit() || ('a'..='f').contains(&c)
-                }
+                if matches!(i, 8 | 13 | 18 | 23) { c == '-' } else { c.is_ascii_digit() || ('a'..='f').contains(&c) }
             })
             && b[14] == b'4'
             && matches!(b[19], b'8' | b'9' | b'a' | b'b')
@@ -182,32 +174,17 @@ mod tests {
 
     #[test]
     fn uuid_v4_formats_fixed_bytes() {
-        assert_eq!(
-            format_uuid_v4([0; 16]),
-            "00000000-0000-4000-8000-000000000000"
-        );
-        assert_eq!(
-            format_uuid_v4([0xff; 16]),
-            "ffffffff-ffff-4fff-bfff-ffffffffffff"
-        );
-        let b = [
-            0x56, 0x8d, 0x10, 0xf8, 0x40, 0x17, 0x46, 0x48, 0xb4, 0x0e, 0x0f, 0x99, 0xf0, 0x4a,
-            0xae, 0x94,
-        ];
+        assert_eq!(format_uuid_v4([0; 16]), "00000000-0000-4000-8000-000000000000");
+        assert_eq!(format_uuid_v4([0xff; 16]), "ffffffff-ffff-4fff-bfff-ffffffffffff");
+        let b = [0x56, 0x8d, 0x10, 0xf8, 0x40, 0x17, 0x46, 0x48, 0xb4, 0x0e, 0x0f, 0x99, 0xf0, 0x4a, 0xae, 0x94];
         assert_eq!(format_uuid_v4(b), "568d10f8-4017-4648-b40e-0f99f04aae94");
     }
 
     #[test]
     fn deadline_is_absolute_epoch_ms() {
         let now = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
-        assert_eq!(
-            deadline_epoch_ms(now, Duration::from_millis(2500)),
-            1_700_000_002_623
-        );
-        assert_eq!(
-            deadline_epoch_ms(now, Duration::from_micros(1500)),
-            1_700_000_000_124
-        );
+        assert_eq!(deadline_epoch_ms(now, Duration::from_millis(2500)), 1_700_000_002_623);
+        assert_eq!(deadline_epoch_ms(now, Duration::from_micros(1500)), 1_700_000_000_124);
         assert_eq!(deadline_epoch_ms(now, Duration::MAX), i64::MAX);
         assert_eq!(epoch_ms(UNIX_EPOCH - Duration::from_secs(1)), 0);
         // a zero timeout still yields a non-zero (already expired) deadline, never "none"
@@ -224,10 +201,14 @@ mod tests {
         let far = Deadline::start(Some(Duration::MAX));
         assert_eq!(far.epoch_ms, i64::MAX);
         assert_eq!(far.instant, None);
-        let r: Result<(), Status> =
-            with_deadline(Some(Instant::now()), std::future::pending()).await;
+        let r: Result<(), Status> = with_deadline(Some(Instant::now()), std::future::pending()).await;
         assert_eq!(r.map_err(|s| s.code()), Err(crate::Code::DeadlineExceeded));
         let r = with_deadline(None, async { Ok::<_, Status>(7) }).await;
+        assert_eq!(r, Ok(7));
+        // an expired deadline wins even over a future that is ready at once
+        let r = with_deadline(Some(Instant::now()), async { Ok::<_, Status>(7) }).await;
+        assert_eq!(r.map_err(|s| s.code()), Err(crate::Code::DeadlineExceeded));
+        let r = with_deadline(Some(Instant::now() + Duration::from_secs(60)), async { Ok::<_, Status>(7) }).await;
         assert_eq!(r, Ok(7));
     }
 
@@ -239,31 +220,19 @@ mod tests {
             .metadata(String::from("b"), String::from("2"))
             .mode(SerializationMode::Json);
         assert_eq!(o.timeout, Some(Duration::from_millis(5)));
-        assert_eq!(
-            o.metadata,
-            vec![("a".into(), "1".into()), ("b".into(), "2".into())]
-        );
+        assert_eq!(o.metadata, vec![("a".into(), "1".into()), ("b".into(), "2".into())]);
         assert_eq!(o.mode, Some(SerializationMode::Json));
         assert_eq!(CallOptions::new(), CallOptions::default());
     }
 
     #[test]
     fn metadata_split_and_validation() {
-        let (k, v) =
-            split_metadata(vec![("a".into(), "1".into()), ("b".into(), "2".into())]).unwrap();
+        let (k, v) = split_metadata(vec![("a".into(), "1".into()), ("b".into(), "2".into())]).unwrap();
         assert_eq!(k, ["a", "b"]);
         assert_eq!(v, ["1", "2"]);
-        let too_many: Vec<(String, String)> = (0..1000)
-            .map(|i| (format!("k{i}"), "v".to_string()))
-            .collect();
-        assert_eq!(
-            split_metadata(too_many).unwrap_err().code(),
-            crate::Code::InvalidArgument
-        );
+        let too_many: Vec<(String, String)> = (0..1000).map(|i| (format!("k{i}"), "v".to_string())).collect();
+        assert_eq!(split_metadata(too_many).unwrap_err().code(), crate::Code::InvalidArgument);
         let huge_value = vec![("k".to_string(), "x".repeat(100_000))];
-        assert_eq!(
-            split_metadata(huge_value).unwrap_err().code(),
-            crate::Code::InvalidArgument
-        );
+        assert_eq!(split_metadata(huge_value).unwrap_err().code(), crate::Code::InvalidArgument);
     }
 }

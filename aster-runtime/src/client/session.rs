@@ -11,6 +11,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex as StdMutex, MutexGuard as StdMutexGuard};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
@@ -30,9 +31,19 @@ use crate::{Code, SerializationMode, Status};
 /// An open session of a session-scoped service (see [`super::Channel::open_session`]).
 ///
 /// Calls are made by method name and run strictly one after another: a call waits until the
-/// previous one (including a streaming call's stream) has ended. Dropping an unfinished call
-/// sends a CANCEL frame; the session stays usable. [`Session::close`] ends the session at a
-/// call boundary; dropping the `Session` does the same once no call is in progress.
+/// previous one has ended — a streaming call ends with its stream (the server's trailer, an
+/// error, or dropping the handles), so do not keep an unfinished [`Streaming`] around while
+/// making the next call on the same session from the same task. Share a session between
+/// tasks with an `Arc`; the methods take `&self`.
+///
+/// Dropping an unfinished call (or [`Streaming::cancel`]) sends a CANCEL frame; the next call
+/// first discards the cancelled call's leftovers up to the server's CANCELLED trailer, and
+/// the session stays usable. A transport failure or a protocol violation breaks the session:
+/// every later call fails with that status. The timeout of a call bounds everything it does,
+/// including the wait for the previous call.
+///
+/// [`Session::close`] ends the session at a call boundary; dropping the `Session` does the
+/// same once no call is in progress.
 pub struct Session {
     shared: Arc<SessionShared>,
 }
@@ -56,7 +67,8 @@ pub(crate) enum SlotState {
     /// A call was abandoned and its CANCEL frame is not queued yet.
     CancelNeeded,
     /// CANCEL queued (maybe partly written): discard frames up to the CANCELLED trailer.
-    Draining,
+    /// `call_ended`: the cancelled call's own terminal trailer has been seen.
+    Draining { call_ended: bool },
     /// The session stream failed or the server broke the protocol: every call fails.
     Broken(Status),
     /// Closed by [`Session::close`].
@@ -83,10 +95,7 @@ impl Drop for SessionShared {
         // dropped, which finishes the send half (the end of the session for the server);
         // otherwise the stream is reset so the server never sees a truncated frame.
         let clean = match self.slot.try_lock() {
-            Ok(s) => matches!(
-                *s,
-                SlotState::Ready | SlotState::Closed | SlotState::Draining
-            ),
+            Ok(s) => matches!(*s, SlotState::Ready | SlotState::Closed | SlotState::Draining { .. }),
             Err(_) => false,
         };
         if let Ok(mut w) = self.writer.try_lock()
@@ -104,6 +113,20 @@ fn frame_bytes(flags: u8, payload: &[u8], out: &mut BytesMut) -> Result<(), Stat
     encode_frame(flags, payload, out).map_err(|e| e.to_status())
 }
 
+/// Appends the CALL frame carrying `header` (JSON on a JSON session, else XLANG).
+fn call_frame(header: &CallHeader, json: bool, out: &mut BytesMut) -> Result<(), Status> {
+    frame_bytes(CALL, &header.encode(json), out)
+}
+
+/// The client's end-of-input frame in a session: TRAILER(OK) in the session's encoding.
+fn eoi_frame(json: bool) -> Bytes {
+    let ok = RpcStatus::from(&Status::ok()).encode(json);
+    let mut eoi = BytesMut::with_capacity(ok.len() + 5);
+    // An OK status always fits a frame.
+    let _ = frame_bytes(TRAILER, &ok, &mut eoi);
+    eoi.freeze()
+}
+
 impl Session {
     pub(crate) fn new(
         id: String,
@@ -115,10 +138,6 @@ impl Session {
         writer: FrameWriter,
     ) -> Session {
         let json = mode.protocol_is_json();
-        let ok = RpcStatus::from(&Status::ok()).encode(json);
-        let mut eoi = BytesMut::with_capacity(ok.len() + 5);
-        // An OK status always fits a frame.
-        let _ = frame_bytes(TRAILER, &ok, &mut eoi);
         let shared = SessionShared {
             id,
             service,
@@ -129,11 +148,9 @@ impl Session {
             slot: Arc::new(Mutex::new(SlotState::Ready)),
             reader: Arc::new(Mutex::new(reader)),
             writer: Arc::new(Mutex::new(writer)),
-            eoi_frame: eoi.freeze(),
+            eoi_frame: eoi_frame(json),
         };
-        Session {
-            shared: Arc::new(shared),
-        }
+        Session { shared: Arc::new(shared) }
     }
 
     /// The session id (the UUIDv4 sent as the session stream's `callId`).
@@ -157,12 +174,7 @@ impl Session {
     }
 
     /// Encodes the CALL frame of a call into `out`; returns the local deadline.
-    fn prepare(
-        &self,
-        method: &str,
-        opts: CallOptions,
-        out: &mut BytesMut,
-    ) -> Result<Option<Instant>, Status> {
+    fn prepare(&self, method: &str, opts: CallOptions, out: &mut BytesMut) -> Result<Option<Instant>, Status> {
         if let Some(mode) = opts.mode
             && mode != self.shared.mode
         {
@@ -180,7 +192,7 @@ impl Session {
             metadata_keys,
             metadata_values,
         };
-        frame_bytes(CALL, &header.encode(self.shared.json), out)?;
+        call_frame(&header, self.shared.json, out)?;
         Ok(deadline.instant)
     }
 
@@ -244,11 +256,7 @@ impl Session {
             call.write(&frames).await?;
             let reader = self.shared.reader.clone().lock_owned().await;
             let state = SessionCallState::new(Pattern::ServerStream, self.shared.json);
-            Ok(SessionRx {
-                reader: Some(reader),
-                call: CallRef::Own(call),
-                state,
-            })
+            Ok(SessionRx { reader: Some(reader), call: CallRef::Own(call), state })
         };
         let rx = with_deadline(deadline, fut).await?;
         Ok(Streaming::session(rx, self.shared.codec, deadline))
@@ -271,12 +279,7 @@ impl Session {
         };
         let call = with_deadline(deadline, fut).await?;
         let state = SessionCallState::new(Pattern::ClientStream, self.shared.json);
-        let cs = SessionCs {
-            call,
-            state,
-            outcome: None,
-            failed: None,
-        };
+        let cs = SessionCs { call, state, outcome: None, failed: None };
         Ok(ClientStreamCall::session(cs, self.shared.codec, deadline))
     }
 
@@ -317,28 +320,14 @@ impl Session {
         };
         let (call, reader) = with_deadline(deadline, fut).await?;
         let shared = Arc::new(BidiCall {
-            state: StdMutex::new(BidiState {
-                call,
-                cancelled: None,
-            }),
+            state: StdMutex::new(BidiState { call, cancelled: None }),
             rx_waker: AtomicWaker::new(),
         });
-        let tx = SessionTx {
-            call: shared.clone(),
-            session: self.shared.clone(),
-            closed: false,
-        };
+        let tx = SessionTx { call: shared.clone(), session: self.shared.clone(), closed: false };
         let state = SessionCallState::new(Pattern::Bidi, self.shared.json);
-        let rx = SessionRx {
-            reader: Some(reader),
-            call: CallRef::Shared(shared),
-            state,
-        };
+        let rx = SessionRx { reader: Some(reader), call: CallRef::Shared(shared), state };
         let codec = self.shared.codec;
-        Ok((
-            RequestSink::session(tx, codec, deadline),
-            Streaming::session(rx, codec, deadline),
-        ))
+        Ok((RequestSink::session(tx, codec, deadline), Streaming::session(rx, codec, deadline)))
     }
 
     /// Closes the session at a call boundary: waits until the call in progress (if any) has
@@ -356,41 +345,68 @@ impl Session {
     }
 }
 
+/// How long the recovery waits for the server's CANCELLED trailer once the cancelled call's
+/// own terminal trailer has arrived. A server that follows the spec answers at once; the
+/// Python 0.1.2 server can swallow a CANCEL that reaches a session bidi call whose input is
+/// still open (its handler then ends with an OK trailer and no CANCELLED trailer follows).
+/// Rather than wait forever or guess (a late CANCELLED trailer would be taken for the next
+/// call's answer), the session is declared broken after this grace period.
+const CANCEL_ANSWER_GRACE: Duration = Duration::from_secs(5);
+
 /// Brings the session back to a call boundary (sends a pending CANCEL, discards frames up
 /// to the CANCELLED trailer). Cancel-safe: progress is recorded in `slot`.
 async fn recover(s: &SessionShared, slot: &mut SlotState) -> Result<(), Status> {
     loop {
-        match slot {
+        let call_ended = match slot {
             SlotState::Ready => return Ok(()),
             SlotState::Broken(status) => return Err(status.clone()),
             SlotState::Closed => return Err(Status::failed_precondition("session closed")),
             SlotState::CancelNeeded => {
                 let mut w = s.writer.lock().await;
                 *slot = match w.push(CANCEL, &[]) {
-                    Ok(()) => SlotState::Draining,
+                    Ok(()) => SlotState::Draining { call_ended: false },
                     Err(e) => SlotState::Broken(e),
                 };
+                continue;
             }
-            SlotState::Draining => {
-                let flushed = s.writer.lock().await.flush().await;
-                if let Err(e) = flushed {
-                    *slot = SlotState::Broken(e);
-                    continue;
-                }
-                let mut r = s.reader.lock().await;
-                *slot = loop {
-                    match r.next().await {
-                        Ok(Some(frame)) => {
-                            if drain_step(&frame, s.json) == DrainStep::Done {
-                                break SlotState::Ready;
-                            }
-                        }
-                        Ok(None) => break SlotState::Broken(session_ended()),
-                        Err(e) => break SlotState::Broken(e.to_status()),
-                    }
-                };
-            }
+            SlotState::Draining { call_ended } => *call_ended,
+        };
+        let flushed = s.writer.lock().await.flush().await;
+        if let Err(e) = flushed {
+            *slot = SlotState::Broken(e);
+            continue;
         }
+        let mut r = s.reader.lock().await;
+        let mut call_ended = call_ended;
+        *slot = loop {
+            let read = if call_ended {
+                match tokio::time::timeout(CANCEL_ANSWER_GRACE, r.next()).await {
+                    Ok(read) => read,
+                    Err(_) => {
+                        // Out of sync for good: end the session on both sides.
+                        r.stop();
+                        s.writer.lock().await.reset();
+                        break SlotState::Broken(Status::unavailable(
+                            "session lost: the server did not answer the CANCEL of an abandoned call",
+                        ));
+                    }
+                }
+            } else {
+                r.next().await
+            };
+            match read {
+                Ok(Some(frame)) => match drain_step(&frame, s.json) {
+                    DrainStep::Done => break SlotState::Ready,
+                    DrainStep::Discard => {}
+                    DrainStep::CallEnded => {
+                        call_ended = true;
+                        *slot = SlotState::Draining { call_ended: true };
+                    }
+                },
+                Ok(None) => break SlotState::Broken(session_ended()),
+                Err(e) => break SlotState::Broken(e.to_status()),
+            }
+        };
     }
 }
 
@@ -444,10 +460,32 @@ impl SessionCallGuard {
         self.started = true;
         let r = w.flush().await;
         drop(w);
-        if let Err(e) = &r {
-            self.break_session(e);
+        if let Err(e) = r {
+            // The server may have ended the session before reading this call (e.g. a scope
+            // mismatch, whose trailer it sends before it stops reading): its status explains
+            // the failure better than the write error.
+            let status = self.server_trailer().await.unwrap_or(e);
+            self.break_session(&status);
+            return Err(status);
         }
-        r
+        Ok(())
+    }
+
+    /// After a failed write: the non-OK trailer the server sent before it stopped reading,
+    /// if the reader is free (it is not while a bidi call's response stream holds it).
+    async fn server_trailer(&self) -> Option<Status> {
+        let reader = self.session.reader.clone();
+        let mut r = reader.try_lock().ok()?;
+        loop {
+            match r.next().await {
+                Ok(Some(frame)) if frame.flags & TRAILER != 0 => {
+                    let status = super::inbound::decode_trailer(&frame.payload, self.session.json);
+                    return (!status.is_ok()).then_some(status);
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => return None,
+            }
+        }
     }
 
     /// Writes one more frame of the call (request or end-of-input trailer).
@@ -515,11 +553,7 @@ impl SessionCallGuard {
             return;
         }
         self.try_queue_cancel();
-        *slot = if self.cancel_queued {
-            SlotState::Draining
-        } else {
-            SlotState::CancelNeeded
-        };
+        *slot = if self.cancel_queued { SlotState::Draining { call_ended: false } } else { SlotState::CancelNeeded };
         spawn_recovery(self.session.clone(), slot);
     }
 }
@@ -585,10 +619,7 @@ pub(crate) struct SessionRx {
 }
 
 impl SessionRx {
-    pub(crate) fn poll_frame(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<Option<(u8, Bytes)>, Status>> {
+    pub(crate) fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<(u8, Bytes)>, Status>> {
         if self.reader.is_none() {
             return Poll::Ready(Ok(None));
         }
@@ -623,11 +654,7 @@ impl SessionRx {
                         CallRef::Own(call) => call.complete(),
                         CallRef::Shared(b) => b.lock().call.complete(),
                     }
-                    return Poll::Ready(if status.is_ok() {
-                        Ok(None)
-                    } else {
-                        Err(status)
-                    });
+                    return Poll::Ready(if status.is_ok() { Ok(None) } else { Err(status) });
                 }
                 Err(status) => {
                     self.reader = None;
@@ -696,12 +723,7 @@ impl SessionTx {
         r
     }
 
-    pub(crate) async fn send(
-        &mut self,
-        flags: u8,
-        payload: &[u8],
-        deadline: Option<Instant>,
-    ) -> Result<(), Status> {
+    pub(crate) async fn send(&mut self, flags: u8, payload: &[u8], deadline: Option<Instant>) -> Result<(), Status> {
         let mut frame = BytesMut::with_capacity(payload.len() + 5);
         frame_bytes(flags, payload, &mut frame)?;
         self.write_frame(&frame, deadline).await
@@ -770,9 +792,7 @@ impl SessionCs {
         match &self.outcome {
             None => Ok(()),
             Some(Err(status)) => Err(status.clone()),
-            Some(Ok(_)) => Err(Status::failed_precondition(
-                "the server responded before the end of input",
-            )),
+            Some(Ok(_)) => Err(Status::failed_precondition("the server responded before the end of input")),
         }
     }
 
@@ -783,12 +803,7 @@ impl SessionCs {
         self.call.abandon();
     }
 
-    pub(crate) async fn send(
-        &mut self,
-        flags: u8,
-        payload: &[u8],
-        deadline: Option<Instant>,
-    ) -> Result<(), Status> {
+    pub(crate) async fn send(&mut self, flags: u8, payload: &[u8], deadline: Option<Instant>) -> Result<(), Status> {
         self.check()?;
         self.poll_early();
         self.check()?;
@@ -801,10 +816,7 @@ impl SessionCs {
         r
     }
 
-    pub(crate) async fn finish(
-        &mut self,
-        deadline: Option<Instant>,
-    ) -> Result<(u8, Bytes), Status> {
+    pub(crate) async fn finish(&mut self, deadline: Option<Instant>) -> Result<(u8, Bytes), Status> {
         if let Some(f) = &self.failed {
             return Err(f.clone());
         }
@@ -840,5 +852,42 @@ impl SessionCs {
             self.fail(e);
         }
         r
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::client::inbound::tests::golden_c2s_frames;
+
+    fn encoded(f: &Frame) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        encode_frame(f.flags, &f.payload, &mut b).unwrap();
+        b.to_vec()
+    }
+
+    /// The CALL frames and the client's end-of-input trailer of the golden session capture
+    /// are byte for byte what this client writes.
+    #[test]
+    fn call_and_end_of_input_frames_match_the_golden_session() {
+        let frames = golden_c2s_frames("session_TaskSession_all_patterns.c2s.bin");
+        let calls: Vec<&Frame> = frames.iter().filter(|f| f.flags == CALL).collect();
+        assert_eq!(calls.len(), 5);
+        for golden in calls {
+            let h = CallHeader::decode(&golden.payload, false).unwrap();
+            let mut out = BytesMut::new();
+            call_frame(&h, false, &mut out).unwrap();
+            assert_eq!(out.to_vec(), encoded(golden), "{}", h.method);
+        }
+        let trailers: Vec<&Frame> = frames.iter().filter(|f| f.flags == TRAILER).collect();
+        assert_eq!(trailers.len(), 2, "client stream and bidi end their input with TRAILER(OK)");
+        for golden in trailers {
+            assert_eq!(eoi_frame(false).to_vec(), encoded(golden));
+        }
+        let json = br#"{"code":0,"message":"","detailKeys":[],"detailValues":[]}"#;
+        let mut expected = vec![json.len() as u8 + 1, 0, 0, 0, TRAILER];
+        expected.extend_from_slice(json);
+        assert_eq!(eoi_frame(true).to_vec(), expected);
     }
 }

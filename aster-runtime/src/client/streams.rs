@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures::task::AtomicWaker;
 use tokio::time::{Instant, Sleep};
 
-use super::channel::{early_status, read_single_response};
+use super::channel::{consume_eof, early_status, read_single_response};
 use super::inbound::{Inbound, classify};
 use super::options::deadline_exceeded;
 use super::session::{SessionCs, SessionRx, SessionTx};
@@ -69,10 +69,7 @@ impl<T> fmt::Debug for Streaming<T> {
             Rx::PerCall(_) => "per-call",
             Rx::Session(_) => "session",
         };
-        f.debug_struct("Streaming")
-            .field("kind", &kind)
-            .field("finished", &self.finished)
-            .finish()
+        f.debug_struct("Streaming").field("kind", &kind).field("finished", &self.finished).finish()
     }
 }
 
@@ -95,24 +92,10 @@ impl<T> Streaming<T> {
         codec: PayloadCodec,
         deadline: Option<Instant>,
     ) -> Streaming<T> {
-        Streaming::new(
-            Rx::PerCall(PerCallRx {
-                reader,
-                writer,
-                link,
-                json,
-                ended: false,
-            }),
-            codec,
-            deadline,
-        )
+        Streaming::new(Rx::PerCall(PerCallRx { reader, writer, link, json, ended: false }), codec, deadline)
     }
 
-    pub(crate) fn session(
-        rx: SessionRx,
-        codec: PayloadCodec,
-        deadline: Option<Instant>,
-    ) -> Streaming<T> {
+    pub(crate) fn session(rx: SessionRx, codec: PayloadCodec, deadline: Option<Instant>) -> Streaming<T> {
         Streaming::new(Rx::Session(rx), codec, deadline)
     }
 
@@ -162,12 +145,10 @@ impl<T: Message> Streaming<T> {
             return Poll::Ready(Err(self.fail(deadline_exceeded())));
         }
         match self.rx.poll_frame(cx) {
-            Poll::Ready(Ok(Some((flags, payload)))) => {
-                match self.codec.decode::<T>(flags, &payload) {
-                    Ok(m) => Poll::Ready(Ok(Some(m))),
-                    Err(e) => Poll::Ready(Err(self.fail(e))),
-                }
-            }
+            Poll::Ready(Ok(Some((flags, payload)))) => match self.codec.decode::<T>(flags, &payload) {
+                Ok(m) => Poll::Ready(Ok(Some(m))),
+                Err(e) => Poll::Ready(Err(self.fail(e))),
+            },
             Poll::Ready(Ok(None)) => {
                 self.finished = true;
                 Poll::Ready(Ok(None))
@@ -242,11 +223,8 @@ impl PerCallRx {
                         if let Some(link) = &self.link {
                             link.complete(&status);
                         }
-                        return Poll::Ready(if status.is_ok() {
-                            Ok(None)
-                        } else {
-                            Err(status)
-                        });
+                        consume_eof(&mut self.reader);
+                        return Poll::Ready(if status.is_ok() { Ok(None) } else { Err(status) });
                     }
                     Err(status) => status,
                 },
@@ -296,10 +274,7 @@ pub(crate) enum LinkState {
 
 impl Link {
     fn new() -> Arc<Link> {
-        Arc::new(Link {
-            state: Mutex::new(LinkState::Running),
-            rx_waker: AtomicWaker::new(),
-        })
+        Arc::new(Link { state: Mutex::new(LinkState::Running), rx_waker: AtomicWaker::new() })
     }
 
     fn lock(&self) -> MutexGuard<'_, LinkState> {
@@ -331,18 +306,14 @@ impl Link {
         }
     }
 
-    fn is_running(&self) -> bool {
-        matches!(*self.lock(), LinkState::Running)
+    fn is_completed(&self) -> bool {
+        matches!(*self.lock(), LinkState::Completed(_))
     }
 }
 
 /// The error of a send after the server ended the call with `status`.
 pub(crate) fn call_already_ended(status: &Status) -> Status {
-    if status.is_ok() {
-        Status::failed_precondition("the server has already ended the call")
-    } else {
-        status.clone()
-    }
+    if status.is_ok() { Status::failed_precondition("the server has already ended the call") } else { status.clone() }
 }
 
 /// The two halves of a bidi call on its own stream.
@@ -354,22 +325,9 @@ pub(crate) fn per_call_bidi<Req, Resp>(
     deadline: Option<Instant>,
 ) -> (RequestSink<Req>, Streaming<Resp>) {
     let link = Link::new();
-    let tx = PerCallTx {
-        writer,
-        link: link.clone(),
-        closed: false,
-        failed: None,
-    };
-    let sink = RequestSink {
-        tx: Tx::PerCall(tx),
-        codec,
-        deadline,
-        _t: PhantomData,
-    };
-    (
-        sink,
-        Streaming::per_call(reader, None, Some(link), json, codec, deadline),
-    )
+    let tx = PerCallTx { writer, link: link.clone(), closed: false, failed: None };
+    let sink = RequestSink { tx: Tx::PerCall(tx), codec, deadline, _t: PhantomData };
+    (sink, Streaming::per_call(reader, None, Some(link), json, codec, deadline))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -404,17 +362,8 @@ impl<T> fmt::Debug for RequestSink<T> {
 }
 
 impl<T> RequestSink<T> {
-    pub(crate) fn session(
-        tx: SessionTx,
-        codec: PayloadCodec,
-        deadline: Option<Instant>,
-    ) -> RequestSink<T> {
-        RequestSink {
-            tx: Tx::Session(tx),
-            codec,
-            deadline,
-            _t: PhantomData,
-        }
+    pub(crate) fn session(tx: SessionTx, codec: PayloadCodec, deadline: Option<Instant>) -> RequestSink<T> {
+        RequestSink { tx: Tx::Session(tx), codec, deadline, _t: PhantomData }
     }
 
     /// Ends the input: no more requests. The responses keep coming on the response stream.
@@ -467,13 +416,12 @@ pub(crate) struct PerCallTx {
 }
 
 impl PerCallTx {
-    async fn send(
-        &mut self,
-        flags: u8,
-        payload: &[u8],
-        deadline: Option<Instant>,
-    ) -> Result<(), Status> {
-        self.link.check_send()?;
+    async fn send(&mut self, flags: u8, payload: &[u8], deadline: Option<Instant>) -> Result<(), Status> {
+        if let Err(e) = self.link.check_send() {
+            // Cancelled by the response side (or ended by the server): nothing more to send.
+            self.cancel(&e);
+            return Err(e);
+        }
         if let Some(f) = &self.failed {
             return Err(f.clone());
         }
@@ -485,6 +433,14 @@ impl PerCallTx {
     async fn close(&mut self, deadline: Option<Instant>) -> Result<(), Status> {
         if let Some(f) = &self.failed {
             return Err(f.clone());
+        }
+        let cancelled = match &*self.link.lock() {
+            LinkState::Cancelled(reason) => Some(reason.clone()),
+            _ => None,
+        };
+        if let Some(reason) = cancelled {
+            self.cancel(&reason);
+            return Err(reason);
         }
         let r = super::options::with_deadline(deadline, self.writer.finish()).await;
         let r = self.after_write(r);
@@ -512,8 +468,10 @@ impl PerCallTx {
         }
     }
 
+    /// Cancels the call from this side: reset the send half unless the server already ended
+    /// the call, and tell the response stream.
     fn cancel(&mut self, reason: &Status) {
-        if self.link.is_running() {
+        if !self.closed && !self.link.is_completed() {
             self.writer.reset();
             self.link.cancel(reason);
         }
@@ -557,9 +515,7 @@ impl<Req, Resp> fmt::Debug for ClientStreamCall<Req, Resp> {
             Cs::PerCall(_) => "per-call",
             Cs::Session(_) => "session",
         };
-        f.debug_struct("ClientStreamCall")
-            .field("kind", &kind)
-            .finish()
+        f.debug_struct("ClientStreamCall").field("kind", &kind).finish()
     }
 }
 
@@ -571,19 +527,8 @@ impl<Req, Resp> ClientStreamCall<Req, Resp> {
         codec: PayloadCodec,
         deadline: Option<Instant>,
     ) -> ClientStreamCall<Req, Resp> {
-        let cs = PerCallCs {
-            reader,
-            writer,
-            json,
-            failed: None,
-            done: false,
-        };
-        ClientStreamCall {
-            cs: Cs::PerCall(cs),
-            codec,
-            deadline,
-            _t: PhantomData,
-        }
+        let cs = PerCallCs { reader, writer, json, failed: None, done: false };
+        ClientStreamCall { cs: Cs::PerCall(cs), codec, deadline, _t: PhantomData }
     }
 
     pub(crate) fn session(
@@ -591,12 +536,7 @@ impl<Req, Resp> ClientStreamCall<Req, Resp> {
         codec: PayloadCodec,
         deadline: Option<Instant>,
     ) -> ClientStreamCall<Req, Resp> {
-        ClientStreamCall {
-            cs: Cs::Session(cs),
-            codec,
-            deadline,
-            _t: PhantomData,
-        }
+        ClientStreamCall { cs: Cs::Session(cs), codec, deadline, _t: PhantomData }
     }
 
     /// Cancels the call (the same as dropping it).
@@ -637,12 +577,7 @@ pub(crate) struct PerCallCs {
 }
 
 impl PerCallCs {
-    async fn send(
-        &mut self,
-        flags: u8,
-        payload: &[u8],
-        deadline: Option<Instant>,
-    ) -> Result<(), Status> {
+    async fn send(&mut self, flags: u8, payload: &[u8], deadline: Option<Instant>) -> Result<(), Status> {
         if let Some(f) = &self.failed {
             return Err(f.clone());
         }
@@ -663,10 +598,7 @@ impl PerCallCs {
         }
         let fut = async {
             let written = self.writer.finish().await;
-            match (
-                read_single_response(&mut self.reader, self.json).await,
-                written,
-            ) {
+            match (read_single_response(&mut self.reader, self.json).await, written) {
                 (Ok(r), _) => Ok(r),
                 (Err(e), Err(write_err)) if e.code() == Code::Unavailable => Err(write_err),
                 (Err(e), _) => Err(e),
@@ -674,7 +606,10 @@ impl PerCallCs {
         };
         let r = super::options::with_deadline(deadline, fut).await;
         match &r {
-            Ok(_) => self.done = true,
+            Ok(_) => {
+                consume_eof(&mut self.reader);
+                self.done = true;
+            }
             Err(e) if e.code() == Code::DeadlineExceeded => self.abort(e),
             Err(_) => {}
         }

@@ -72,9 +72,9 @@ pub fn decompress(data: &[u8], max: usize) -> Result<Vec<u8>, Status> {
             }
         }
         Ok(None) => stream(data, max),
-        Err(_) => Err(Status::invalid_argument(
-            "compressed payload is not a zstd frame (bad magic or truncated header)",
-        )),
+        Err(_) => {
+            Err(Status::invalid_argument("compressed payload is not a zstd frame (bad magic or truncated header)"))
+        }
     }
 }
 
@@ -87,8 +87,7 @@ fn one_shot(data: &[u8], size: usize) -> Result<Vec<u8>, OneShot> {
     DECOMPRESSOR.with(|cell| {
         let mut slot = cell.try_borrow_mut().map_err(|_| OneShot::Failed(busy()))?;
         if slot.is_none() {
-            *slot =
-                Some(zstd::bulk::Decompressor::new().map_err(|e| OneShot::Failed(internal(e)))?);
+            *slot = Some(zstd::bulk::Decompressor::new().map_err(|e| OneShot::Failed(internal(e)))?);
         }
         let Some(d) = slot.as_mut() else {
             return Err(OneShot::Failed(busy()));
@@ -104,9 +103,7 @@ fn one_shot(data: &[u8], size: usize) -> Result<Vec<u8>, OneShot> {
 
 fn stream(data: &[u8], max: usize) -> Result<Vec<u8>, Status> {
     let mut decoder = zstd::stream::read::Decoder::with_buffer(data).map_err(internal)?;
-    decoder
-        .window_log_max(window_log_for(max))
-        .map_err(internal)?;
+    decoder.window_log_max(window_log_for(max)).map_err(internal)?;
     let limit = max.saturating_add(1);
     let mut out: Vec<u8> = Vec::with_capacity(limit.min(CHUNK).min(data.len().saturating_mul(4)));
     loop {
@@ -169,9 +166,7 @@ fn bomb(max: usize, declared: Option<u64>) -> Status {
         Some(size) => Status::resource_exhausted(format!(
             "decompressed payload exceeds the limit of {max} bytes (frame declares {size} bytes)"
         )),
-        None => Status::resource_exhausted(format!(
-            "decompressed payload exceeds the limit of {max} bytes"
-        )),
+        None => Status::resource_exhausted(format!("decompressed payload exceeds the limit of {max} bytes")),
     }
 }
 
@@ -203,32 +198,21 @@ mod tests {
 
     #[test]
     fn round_trip_declared_size() {
-        let data: Vec<u8> = (0..20_000u32)
-            .flat_map(|i| (i % 251).to_le_bytes())
-            .collect();
+        let data: Vec<u8> = (0..20_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
         let packed = compress(&data).unwrap();
         assert_eq!(&packed[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
-        assert_eq!(
-            zstd::zstd_safe::get_frame_content_size(&packed).unwrap(),
-            Some(data.len() as u64)
-        );
+        assert_eq!(zstd::zstd_safe::get_frame_content_size(&packed).unwrap(), Some(data.len() as u64));
         let back = decompress(&packed, data.len()).unwrap();
         assert_eq!(back, data);
         assert_eq!(back.capacity(), data.len(), "exact allocation");
-        assert_eq!(
-            decompress(&compress(&[]).unwrap(), 0).unwrap(),
-            Vec::<u8>::new()
-        );
+        assert_eq!(decompress(&compress(&[]).unwrap(), 0).unwrap(), Vec::<u8>::new());
     }
 
     #[test]
     fn round_trip_streamed_frame() {
         let data = vec![7u8; 300_000];
         let packed = frame_without_size(&data);
-        assert_eq!(
-            zstd::zstd_safe::get_frame_content_size(&packed).unwrap(),
-            None
-        );
+        assert_eq!(zstd::zstd_safe::get_frame_content_size(&packed).unwrap(), None);
         let back = decompress(&packed, 300_000).unwrap();
         assert_eq!(back, data);
         assert!(back.capacity() <= 300_001);

@@ -37,10 +37,7 @@ pub fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(),
     let mut ser = serde_json::Serializer::with_formatter(&mut *out, PyFormatter);
     if let Err(e) = value.serialize(&mut ser) {
         out.truncate(start);
-        return Err(Status::internal(format!(
-            "cannot encode {} as JSON: {e}",
-            std::any::type_name::<T>()
-        )));
+        return Err(Status::internal(format!("cannot encode {} as JSON: {e}", std::any::type_name::<T>())));
     }
     Ok(())
 }
@@ -131,9 +128,7 @@ fn note_ignored(path: &serde_ignored::Path<'_>, best: &mut Option<Unknown>) {
         match p {
             Path::Map { parent, key } => break (*parent, key.clone()),
             Path::Seq { parent, index } => break (*parent, format!("[{index}]")),
-            Path::Some { parent }
-            | Path::NewtypeStruct { parent }
-            | Path::NewtypeVariant { parent } => p = parent,
+            Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => p = parent,
             Path::Root => return,
         }
     };
@@ -146,13 +141,7 @@ fn note_ignored(path: &serde_ignored::Path<'_>, best: &mut Option<Unknown>) {
             }
         }
         Some(b) if !b.object.starts_with(&object) => {}
-        _ => {
-            *best = Some(Unknown {
-                object,
-                keys: vec![key],
-                total: 1,
-            })
-        }
+        _ => *best = Some(Unknown { object, keys: vec![key], total: 1 }),
     }
 }
 
@@ -171,9 +160,7 @@ fn segments(path: &serde_ignored::Path<'_>) -> Vec<Seg> {
                 out.push(Seg::Index(*index));
                 p = parent;
             }
-            Path::Some { parent }
-            | Path::NewtypeStruct { parent }
-            | Path::NewtypeVariant { parent } => p = parent,
+            Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => p = parent,
         }
     }
     out.reverse();
@@ -203,11 +190,7 @@ fn violation<T: DeserializeOwned>(root_class: &str, unknown: Unknown) -> Status 
     };
     expected.sort_unstable();
 
-    let mut shown: Vec<String> = unknown
-        .keys
-        .iter()
-        .map(|k| py_repr(&truncate_key(k)))
-        .collect();
+    let mut shown: Vec<String> = unknown.keys.iter().map(|k| py_repr(&truncate_key(k))).collect();
     if unknown.total > shown.len() {
         shown.push(format!("...(+{} more)", unknown.total - shown.len()));
     }
@@ -237,11 +220,7 @@ fn py_list<'a>(items: impl Iterator<Item = &'a str>) -> String {
 
 /// Python's `repr()` of a `str` (quote choice and escapes; printable non-ASCII kept).
 fn py_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
     for c in s.chars() {
@@ -303,10 +282,7 @@ struct StructInfo {
 /// hand-written impls.
 fn probe_struct<T: DeserializeOwned>(path: &[Seg]) -> Option<StructInfo> {
     let found = Cell::new(None);
-    let _ = T::deserialize(Probe {
-        rest: path,
-        found: &found,
-    });
+    let _ = T::deserialize(Probe { rest: path, found: &found });
     found.get()
 }
 
@@ -339,22 +315,14 @@ impl<'de> de::Deserializer<'de> for Probe<'_> {
                 self.found.set(Some(StructInfo { name, fields }));
                 Err(stop())
             }
-            Some((Seg::Key(key), rest)) => visitor.visit_map(OneEntry {
-                key: Some(key),
-                rest,
-                found: self.found,
-            }),
+            Some((Seg::Key(key), rest)) => visitor.visit_map(OneEntry { key: Some(key), rest, found: self.found }),
             Some((Seg::Index(_), _)) => Err(stop()),
         }
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ProbeError> {
         match self.rest.split_first() {
-            Some((Seg::Key(key), rest)) => visitor.visit_map(OneEntry {
-                key: Some(key),
-                rest,
-                found: self.found,
-            }),
+            Some((Seg::Key(key), rest)) => visitor.visit_map(OneEntry { key: Some(key), rest, found: self.found }),
             _ => Err(stop()),
         }
     }
@@ -362,10 +330,7 @@ impl<'de> de::Deserializer<'de> for Probe<'_> {
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ProbeError> {
         match self.rest.split_first() {
             // Sequences are homogeneous: the element type does not depend on the index.
-            Some((Seg::Index(_), rest)) => visitor.visit_seq(OneElement {
-                rest: Some(rest),
-                found: self.found,
-            }),
+            Some((Seg::Index(_), rest)) => visitor.visit_seq(OneElement { rest: Some(rest), found: self.found }),
             _ => Err(stop()),
         }
     }
@@ -397,24 +362,15 @@ struct OneEntry<'p> {
 impl<'de> de::MapAccess<'de> for OneEntry<'_> {
     type Error = ProbeError;
 
-    fn next_key_seed<K: de::DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, ProbeError> {
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, ProbeError> {
         match self.key.take() {
             Some(key) => seed.deserialize(key.into_deserializer()).map(Some),
             None => Ok(None),
         }
     }
 
-    fn next_value_seed<V: de::DeserializeSeed<'de>>(
-        &mut self,
-        seed: V,
-    ) -> Result<V::Value, ProbeError> {
-        seed.deserialize(Probe {
-            rest: self.rest,
-            found: self.found,
-        })
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, ProbeError> {
+        seed.deserialize(Probe { rest: self.rest, found: self.found })
     }
 }
 
@@ -426,17 +382,9 @@ struct OneElement<'p> {
 impl<'de> de::SeqAccess<'de> for OneElement<'_> {
     type Error = ProbeError;
 
-    fn next_element_seed<S: de::DeserializeSeed<'de>>(
-        &mut self,
-        seed: S,
-    ) -> Result<Option<S::Value>, ProbeError> {
+    fn next_element_seed<S: de::DeserializeSeed<'de>>(&mut self, seed: S) -> Result<Option<S::Value>, ProbeError> {
         match self.rest.take() {
-            Some(rest) => seed
-                .deserialize(Probe {
-                    rest,
-                    found: self.found,
-                })
-                .map(Some),
+            Some(rest) => seed.deserialize(Probe { rest, found: self.found }).map(Some),
             None => Ok(None),
         }
     }
@@ -469,11 +417,7 @@ impl serde_json::ser::Formatter for PyFormatter {
         write_py_float(writer, &buf[..len])
     }
 
-    fn write_string_fragment<W: ?Sized + Write>(
-        &mut self,
-        writer: &mut W,
-        fragment: &str,
-    ) -> io::Result<()> {
+    fn write_string_fragment<W: ?Sized + Write>(&mut self, writer: &mut W, fragment: &str) -> io::Result<()> {
         let bytes = fragment.as_bytes();
         if !bytes.iter().any(|&b| b >= 0x7f) {
             return writer.write_all(bytes);
@@ -502,10 +446,8 @@ fn write_py_float<W: ?Sized + Write>(w: &mut W, sci: &[u8]) -> io::Result<()> {
     };
     let e_at = body.iter().position(|&b| b == b'e').unwrap_or(body.len());
     let (mantissa, exp_text) = body.split_at(e_at);
-    let exp: i32 = std::str::from_utf8(exp_text.get(1..).unwrap_or_default())
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0);
+    let exp: i32 =
+        std::str::from_utf8(exp_text.get(1..).unwrap_or_default()).ok().and_then(|t| t.parse().ok()).unwrap_or(0);
     let mut digits = [0u8; 40];
     let mut n = 0;
     for &b in mantissa.iter().filter(|b| b.is_ascii_digit()) {
@@ -599,10 +541,7 @@ mod tests {
             priority: 5,
             tags: vec!["raw".into()],
         };
-        assert_eq!(
-            enc(&t),
-            r#"{"task_id":"json-1","title":"from raw client","priority":5,"tags":["raw"]}"#
-        );
+        assert_eq!(enc(&t), r#"{"task_id":"json-1","title":"from raw client","priority":5,"tags":["raw"]}"#);
         // ensure_ascii, with surrogate pairs and DEL; controls as Python writes them
         assert_eq!(enc(&"é€😀\u{7f}"), r#""\u00e9\u20ac\ud83d\ude00\u007f""#);
         assert_eq!(enc(&"a\"\\\n\t\u{1}/"), r#""a\"\\\n\t\u0001/""#);
@@ -673,10 +612,7 @@ mod tests {
             }
         );
         // our encoding of it is Python's compact form
-        assert_eq!(
-            enc(&t),
-            r#"{"task_id":"json-1","title":"from raw client","priority":5,"tags":["raw"]}"#
-        );
+        assert_eq!(enc(&t), r#"{"task_id":"json-1","title":"from raw client","priority":5,"tags":["raw"]}"#);
     }
 
     #[test]
@@ -775,10 +711,7 @@ mod tests {
         let long = "k".repeat(100);
         let json = format!(r#"{{"v":1,"a":1,"b":2,"c\n":3,"it's":4,"{long}":5,"f":6,"g":7}}"#);
         let err = decode_strict::<Leaf>(json.as_bytes(), "Leaf").unwrap_err();
-        let want = format!(
-            r#"'a','b','c\n',"it's",'{}...(truncated)',...(+2 more)"#,
-            "k".repeat(80)
-        );
+        let want = format!(r#"'a','b','c\n',"it's",'{}...(truncated)',...(+2 more)"#, "k".repeat(80));
         assert_eq!(err.detail("unexpected_fields"), Some(want.as_str()));
     }
 
@@ -804,15 +737,9 @@ mod tests {
         ] {
             let err = decode_strict::<Leaf>(bad, "Leaf").unwrap_err();
             assert_eq!(err.code(), Code::InvalidArgument, "{:?}: {err}", bad);
-            assert!(
-                err.message().starts_with("invalid JSON payload for Leaf"),
-                "{err}"
-            );
+            assert!(err.message().starts_with("invalid JSON payload for Leaf"), "{err}");
         }
-        assert_eq!(
-            decode_strict::<Leaf>(b" {\"v\":7}\n", "Leaf").unwrap(),
-            Leaf { v: 7 }
-        );
+        assert_eq!(decode_strict::<Leaf>(b" {\"v\":7}\n", "Leaf").unwrap(), Leaf { v: 7 });
     }
 
     #[test]
@@ -846,10 +773,7 @@ mod tests {
         assert_eq!(py_repr("abc"), "'abc'");
         assert_eq!(py_repr("it's"), "\"it's\"");
         assert_eq!(py_repr("a'b\"c"), "'a\\'b\"c'");
-        assert_eq!(
-            py_repr("\u{0}\u{7f}\u{a0}é\u{200b}😀"),
-            "'\\x00\\x7f\\xa0é\\u200b😀'"
-        );
+        assert_eq!(py_repr("\u{0}\u{7f}\u{a0}é\u{200b}😀"), "'\\x00\\x7f\\xa0é\\u200b😀'");
         assert_eq!(py_list(["'x'"].into_iter()), "[\"'x'\"]");
         assert_eq!(py_list(std::iter::empty()), "[]");
     }

@@ -62,9 +62,7 @@ pub fn unsupported_mode(mode: SerializationMode, wire_tag: &str) -> Status {
         SerializationMode::Row => Status::unimplemented(format!(
             "ROW payloads are not implemented by aster-rs (type {wire_tag}); use JSON or NATIVE"
         )),
-        other => Status::unimplemented(format!(
-            "serialization mode {other} is not supported by type {wire_tag}"
-        )),
+        other => Status::unimplemented(format!("serialization mode {other} is not supported by type {wire_tag}")),
     }
 }
 
@@ -176,11 +174,7 @@ pub mod __private {
     use crate::wire::{SerializationMode, Status};
 
     /// `encode_payload` of a JSON + NATIVE message.
-    pub fn encode_json_native<T>(
-        value: &T,
-        mode: SerializationMode,
-        out: &mut Vec<u8>,
-    ) -> Result<(), Status>
+    pub fn encode_json_native<T>(value: &T, mode: SerializationMode, out: &mut Vec<u8>) -> Result<(), Status>
     where
         T: Message + serde::Serialize + native::NativeMessage,
     {
@@ -204,11 +198,7 @@ pub mod __private {
     }
 
     /// `encode_payload` of a JSON-only message.
-    pub fn encode_json_only<T>(
-        value: &T,
-        mode: SerializationMode,
-        out: &mut Vec<u8>,
-    ) -> Result<(), Status>
+    pub fn encode_json_only<T>(value: &T, mode: SerializationMode, out: &mut Vec<u8>) -> Result<(), Status>
     where
         T: Message + serde::Serialize,
     {
@@ -268,14 +258,8 @@ mod tests {
             title: "x".repeat(title_len),
             priority: 3,
             tags: vec!["a".into(), "b".into()],
-            steps: vec![Step {
-                n: 1,
-                label: "one".into(),
-            }],
-            first: Some(Step {
-                n: 0,
-                label: String::new(),
-            }),
+            steps: vec![Step { n: 1, label: "one".into() }],
+            first: Some(Step { n: 0, label: String::new() }),
         }
     }
 
@@ -299,9 +283,7 @@ mod tests {
             let back: Job = codec.decode(flags, &payload).unwrap();
             assert_eq!(back, job(10));
         }
-        let (_, json) = PayloadCodec::new(SerializationMode::Json)
-            .encode(&job(1))
-            .unwrap();
+        let (_, json) = PayloadCodec::new(SerializationMode::Json).encode(&job(1)).unwrap();
         assert_eq!(
             &json[..],
             br#"{"task_id":"t-1","title":"x","priority":3,"tags":["a","b"],"steps":[{"n":1,"label":"one"}],"first":{"n":0,"label":""}}"#
@@ -322,8 +304,7 @@ mod tests {
         assert_eq!(flags, 0);
         assert!(payload.len() > 10_000);
         // ... but a compressed JSON payload is accepted
-        let (cflags, cpayload) =
-            PayloadCodec::new(SerializationMode::Native).encode_raw(payload.to_vec());
+        let (cflags, cpayload) = PayloadCodec::new(SerializationMode::Native).encode_raw(payload.to_vec());
         assert_eq!(cflags, COMPRESSED);
         assert_eq!(json.decode::<Job>(cflags, &cpayload).unwrap(), job(10_000));
     }
@@ -359,9 +340,7 @@ mod tests {
         let plain = Bytes::from_static(b"abc");
         let out = c.decode_raw(0x04, plain.clone()).unwrap();
         assert_eq!(out.as_ptr(), plain.as_ptr(), "no copy");
-        let (f, p) = c
-            .with_compression_threshold(Some(0))
-            .encode_raw(b"abc".to_vec());
+        let (f, p) = c.with_compression_threshold(Some(0)).encode_raw(b"abc".to_vec());
         assert_eq!(f, COMPRESSED);
         assert_eq!(&c.decode_raw(f, p).unwrap()[..], b"abc");
     }
@@ -375,13 +354,8 @@ mod tests {
             let err = c.decode::<Job>(0, b"\x02\xff").unwrap_err();
             assert_eq!(err.code(), Code::Unimplemented);
         }
-        let err = PayloadCodec::new(SerializationMode::Xlang)
-            .encode(&job(1))
-            .unwrap_err();
-        assert!(
-            err.message()
-                .contains("XLANG payloads for user types are not implemented yet")
-        );
+        let err = PayloadCodec::new(SerializationMode::Xlang).encode(&job(1)).unwrap_err();
+        assert!(err.message().contains("XLANG payloads for user types are not implemented yet"));
         assert!(err.message().contains("use JSON or NATIVE"));
         assert!(err.message().contains("taskmgr/Job"));
     }
@@ -392,9 +366,7 @@ mod tests {
         let (f, p) = json.encode(&Ping { seq: 7 }).unwrap();
         assert_eq!(&p[..], br#"{"seq":7}"#);
         assert_eq!(json.decode::<Ping>(f, &p).unwrap(), Ping { seq: 7 });
-        let err = PayloadCodec::new(SerializationMode::Native)
-            .encode(&Ping { seq: 1 })
-            .unwrap_err();
+        let err = PayloadCodec::new(SerializationMode::Native).encode(&Ping { seq: 1 }).unwrap_err();
         assert_eq!(err.code(), Code::Unimplemented);
         assert_eq!(<Ping as Message>::wire_tag(), "demo/Ping");
     }
@@ -434,9 +406,7 @@ mod tests {
         let (flags, payload) = frames[1];
         assert_eq!(flags, 0x01);
         let c = PayloadCodec::new(SerializationMode::Xlang);
-        let plain = c
-            .decode_raw(flags, Bytes::copy_from_slice(payload))
-            .unwrap();
+        let plain = c.decode_raw(flags, Bytes::copy_from_slice(payload)).unwrap();
         // pyfory 0.16 XLANG: header 0x02, then the NAMED_STRUCT TaskAssignment with
         // task_id 't-big' and a title of 5000 'x' (see the capture's .txt)
         assert_eq!(&plain[..2], &[0x02, 0xff]);
@@ -446,14 +416,11 @@ mod tests {
         assert!(xs >= 4096, "{xs}");
         assert!(plain.len() > 4096);
         // our level-3 compressor reproduces the Python peer's bytes (same zstd parameters)
-        let (cflags, repacked) =
-            PayloadCodec::new(SerializationMode::Xlang).encode_raw(plain.to_vec());
+        let (cflags, repacked) = PayloadCodec::new(SerializationMode::Xlang).encode_raw(plain.to_vec());
         assert_eq!(cflags, COMPRESSED);
         assert_eq!(&repacked[..], payload);
         // a limit below its size is enforced
-        let err = c
-            .with_max_decompressed(1024)
-            .decode_raw(flags, Bytes::copy_from_slice(payload));
+        let err = c.with_max_decompressed(1024).decode_raw(flags, Bytes::copy_from_slice(payload));
         assert_eq!(err.unwrap_err().code(), Code::ResourceExhausted);
     }
 
@@ -497,28 +464,15 @@ mod tests {
         assert_eq!(reply.len(), 2);
         assert_eq!(reply[0].0, 0x00);
         let ack: TaskAck = c.decode(reply[0].0, &reply[0].1).unwrap();
-        assert_eq!(
-            ack,
-            TaskAck {
-                task_id: "json-1".into(),
-                accepted: true,
-                worker: "py-worker-1".into()
-            }
-        );
+        assert_eq!(ack, TaskAck { task_id: "json-1".into(), accepted: true, worker: "py-worker-1".into() });
         let (flags, again) = c.encode(&ack).unwrap();
         assert_eq!(flags, 0);
         assert_eq!(&again[..], &reply[0].1[..]);
         assert_eq!(reply[1].0, 0x02);
-        assert_eq!(
-            reply[1].1,
-            br#"{"code":0,"message":"","detailKeys":[],"detailValues":[]}"#
-        );
+        assert_eq!(reply[1].1, br#"{"code":0,"message":"","detailKeys":[],"detailValues":[]}"#);
     }
 
     fn frames_owned(bin: &[u8]) -> Vec<(u8, Vec<u8>)> {
-        frames(bin)
-            .into_iter()
-            .map(|(f, p)| (f, p.to_vec()))
-            .collect()
+        frames(bin).into_iter().map(|(f, p)| (f, p.to_vec())).collect()
     }
 }

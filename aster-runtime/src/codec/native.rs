@@ -58,10 +58,7 @@ pub struct NativeFory {
 
 impl fmt::Debug for NativeFory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NativeFory")
-            .field("root", &self.root)
-            .field("ok", &self.fory.is_ok())
-            .finish()
+        f.debug_struct("NativeFory").field("root", &self.root).field("ok", &self.fory.is_ok()).finish()
     }
 }
 
@@ -75,10 +72,7 @@ impl NativeFory {
     {
         let mut fory = Fory::builder().xlang(false).compatible(COMPATIBLE).build();
         let result = register(&mut NativeRegistrar { fory: &mut fory });
-        NativeFory {
-            root: root_tag.to_owned(),
-            fory: result.map(|()| fory),
-        }
+        NativeFory { root: root_tag.to_owned(), fory: result.map(|()| fory) }
     }
 
     /// The wire tag of the message this codec was built for.
@@ -92,11 +86,7 @@ impl NativeFory {
     }
 
     /// Appends the NATIVE encoding of `value` to `out`. Failures are `INTERNAL`.
-    pub fn encode<T: Serializer<Target = T>>(
-        &self,
-        value: &T,
-        out: &mut Vec<u8>,
-    ) -> Result<(), Status> {
+    pub fn encode<T: Serializer<Target = T>>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), Status> {
         let fory = self.fory()?;
         let start = out.len();
         match fory.serialize_to(out, value) {
@@ -125,17 +115,15 @@ impl NativeFory {
                 bytes.len().saturating_sub(end)
             ))),
             Ok((Err(e), _)) => Err(self.map_error(&e, true)),
-            Err(_) => Err(Status::invalid_argument(format!(
-                "invalid NATIVE payload for {}: the decoder panicked",
-                self.root
-            ))),
+            Err(_) => {
+                Err(Status::invalid_argument(format!("invalid NATIVE payload for {}: the decoder panicked", self.root)))
+            }
         }
     }
 
     fn map_error(&self, e: &fory::Error, decoding: bool) -> Status {
         let text = e.to_string();
-        if text.starts_with("Failed to build type resolver") || text.contains("forgot to register")
-        {
+        if text.starts_with("Failed to build type resolver") || text.contains("forgot to register") {
             Status::internal(format!(
                 "NATIVE codec of {} is incomplete: {text} (register every nested ForyStruct/\
                  ForyEnum type, e.g. `nested = [..]` in impl_message!)",
@@ -250,21 +238,9 @@ mod tests {
             id: "t-1".into(),
             n: -5,
             tags: vec!["a".into(), "ü".into()],
-            inner: Inner {
-                a: 1,
-                s: "q".into(),
-            },
-            items: vec![
-                Inner::default(),
-                Inner {
-                    a: 9,
-                    s: "x".repeat(300),
-                },
-            ],
-            opt: Some(Inner {
-                a: 2,
-                s: String::new(),
-            }),
+            inner: Inner { a: 1, s: "q".into() },
+            items: vec![Inner::default(), Inner { a: 9, s: "x".repeat(300) }],
+            opt: Some(Inner { a: 2, s: String::new() }),
             m: HashMap::from([("k".to_owned(), 3)]),
             c: Color::Green,
             f: 1.5,
@@ -303,9 +279,7 @@ mod tests {
             r.register::<Shape>("g/Shape")?;
             r.register::<Drawing>("g/Drawing")
         });
-        let v = Drawing {
-            shape: Shape::Label("hi".into()),
-        };
+        let v = Drawing { shape: Shape::Label("hi".into()) };
         let mut out = Vec::new();
         codec.encode(&v, &mut out).unwrap();
         assert_eq!(codec.decode::<Drawing>(&out).unwrap(), v);
@@ -377,10 +351,7 @@ mod tests {
             // Any outcome but a panic is fine; a mutated payload may still decode.
             let r = outer_codec().decode::<Outer>(&bytes);
             if let Err(e) = r {
-                assert!(
-                    matches!(e.code(), crate::Code::InvalidArgument),
-                    "round {round}: {e}"
-                );
+                assert!(matches!(e.code(), crate::Code::InvalidArgument), "round {round}: {e}");
             }
         }
         assert_eq!(outer_codec().decode::<Outer>(&valid).unwrap(), sample());
@@ -388,17 +359,11 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(
-            fory_name("taskmgr/TaskAssignment"),
-            "taskmgr.TaskAssignment"
-        );
+        assert_eq!(fory_name("taskmgr/TaskAssignment"), "taskmgr.TaskAssignment");
         assert_eq!(fory_name("a/b/Name"), "a.b.Name");
         assert_eq!(fory_name("Name"), "Name");
         assert_eq!(fory_name("ns/A.B"), "ns.A_B");
-        assert_eq!(
-            nested_tag("taskmgr/TaskAssignment", "crate :: m :: Inner"),
-            "taskmgr/Inner"
-        );
+        assert_eq!(nested_tag("taskmgr/TaskAssignment", "crate :: m :: Inner"), "taskmgr/Inner");
         assert_eq!(nested_tag("Root", "Inner"), "Inner");
     }
 }

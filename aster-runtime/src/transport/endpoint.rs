@@ -53,9 +53,7 @@ pub async fn bind_endpoint(config: &EndpointConfig) -> Result<Endpoint, Status> 
     if let Some(key) = &config.secret_key {
         builder = builder.secret_key(key.clone());
     }
-    builder.bind().await.map_err(|e| {
-        Status::unavailable(format!("cannot bind endpoint on {}: {e}", config.bind_addr))
-    })
+    builder.bind().await.map_err(|e| Status::unavailable(format!("cannot bind endpoint on {}: {e}", config.bind_addr)))
 }
 
 /// The address peers use to dial `ep`: its id plus its bound sockets.
@@ -98,9 +96,8 @@ pub fn ticket_for(ep: &Endpoint) -> AsterTicket {
 
 /// The dialable address in a ticket (direct addresses only, like the reference client).
 pub fn addr_from_ticket(ticket: &AsterTicket) -> Result<EndpointAddr, Status> {
-    let id = iroh::EndpointId::from_bytes(&ticket.endpoint_id).map_err(|e| {
-        Status::invalid_argument(format!("ticket endpoint id is not a valid key: {e}"))
-    })?;
+    let id = iroh::EndpointId::from_bytes(&ticket.endpoint_id)
+        .map_err(|e| Status::invalid_argument(format!("ticket endpoint id is not a valid key: {e}")))?;
     let mut addr = EndpointAddr::new(id);
     for sa in &ticket.direct_addrs {
         addr = addr.with_ip_addr(*sa);

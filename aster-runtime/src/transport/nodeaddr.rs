@@ -38,11 +38,7 @@ pub struct NodeAddrText {
 impl NodeAddrText {
     /// An address with only an endpoint id.
     pub fn new(endpoint_id: [u8; 32]) -> NodeAddrText {
-        NodeAddrText {
-            endpoint_id,
-            relay_url: None,
-            direct_addrs: Vec::new(),
-        }
+        NodeAddrText { endpoint_id, relay_url: None, direct_addrs: Vec::new() }
     }
 
     /// The endpoint id as 64 lowercase hex digits.
@@ -72,8 +68,7 @@ impl NodeAddrText {
     pub fn parse_text(text: &str) -> Result<NodeAddrText, TicketError> {
         let mut lines = text.split('\n');
         let id_line = lines.next().unwrap_or_default().trim();
-        let endpoint_id = hex_decode_32(id_line)
-            .ok_or_else(|| TicketError::InvalidEndpointId(truncated(id_line)))?;
+        let endpoint_id = hex_decode_32(id_line).ok_or_else(|| TicketError::InvalidEndpointId(truncated(id_line)))?;
         let relay_url = match lines.next().map(str::trim) {
             None | Some("") => None,
             Some(url) if url.chars().any(char::is_whitespace) => {
@@ -84,16 +79,9 @@ impl NodeAddrText {
         let direct_addrs = lines
             .map(str::trim)
             .filter(|line| !line.is_empty())
-            .map(|line| {
-                line.parse::<SocketAddr>()
-                    .map_err(|_| TicketError::InvalidDirectAddr(truncated(line)))
-            })
+            .map(|line| line.parse::<SocketAddr>().map_err(|_| TicketError::InvalidDirectAddr(truncated(line))))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(NodeAddrText {
-            endpoint_id,
-            relay_url,
-            direct_addrs,
-        })
+        Ok(NodeAddrText { endpoint_id, relay_url, direct_addrs })
     }
 
     /// Parses UTF-8 bytes of the text form.
@@ -109,9 +97,7 @@ impl NodeAddrText {
 
     /// Parses the base64 form (standard alphabet; padding optional).
     pub fn from_base64(b64: &str) -> Result<NodeAddrText, TicketError> {
-        let bytes = LENIENT_BASE64
-            .decode(b64.trim())
-            .map_err(TicketError::InvalidBase64)?;
+        let bytes = LENIENT_BASE64.decode(b64.trim()).map_err(TicketError::InvalidBase64)?;
         NodeAddrText::parse_bytes(&bytes)
     }
 }
@@ -121,11 +107,7 @@ impl NodeAddrText {
 /// same).
 impl From<&AsterTicket> for NodeAddrText {
     fn from(ticket: &AsterTicket) -> NodeAddrText {
-        NodeAddrText {
-            endpoint_id: ticket.endpoint_id,
-            relay_url: None,
-            direct_addrs: ticket.direct_addrs.clone(),
-        }
+        NodeAddrText { endpoint_id: ticket.endpoint_id, relay_url: None, direct_addrs: ticket.direct_addrs.clone() }
     }
 }
 
@@ -183,16 +165,10 @@ mod tests {
             let addr = NodeAddrText::from_base64(b64).unwrap();
             assert_eq!(addr.endpoint_id_hex(), ID_HEX);
             assert_eq!(addr.relay_url, None);
-            assert_eq!(
-                addr.direct_addrs,
-                vec![sa("127.0.0.1:58296"), sa("[::1]:34135")]
-            );
+            assert_eq!(addr.direct_addrs, vec![sa("127.0.0.1:58296"), sa("[::1]:34135")]);
             // re-encoding gives the server's exact bytes
             assert_eq!(addr.to_base64(), b64);
-            assert_eq!(
-                addr.to_text(),
-                format!("{ID_HEX}\n\n127.0.0.1:58296\n[::1]:34135")
-            );
+            assert_eq!(addr.to_text(), format!("{ID_HEX}\n\n127.0.0.1:58296\n[::1]:34135"));
         }
     }
 
@@ -207,10 +183,7 @@ mod tests {
         assert_eq!(a.to_text(), format!("{}\n\n", "ab".repeat(32)));
         assert_eq!(NodeAddrText::parse_text(&a.to_text()).unwrap(), a);
         a.relay_url = Some("https://relay.example.invalid./".into());
-        assert_eq!(
-            a.to_text(),
-            format!("{}\nhttps://relay.example.invalid./\n", "ab".repeat(32))
-        );
+        assert_eq!(a.to_text(), format!("{}\nhttps://relay.example.invalid./\n", "ab".repeat(32)));
         a.direct_addrs = vec![sa("[2001:db8::1]:1"), sa("10.1.2.3:4")];
         let round = NodeAddrText::from_base64(&a.to_base64()).unwrap();
         assert_eq!(round, a);
@@ -223,10 +196,7 @@ mod tests {
         assert_eq!(a.endpoint_id_hex(), ID_HEX);
         assert_eq!(a.direct_addrs, vec![sa("127.0.0.1:1")]);
         // id line only
-        assert_eq!(
-            NodeAddrText::parse_text(ID_HEX).unwrap().direct_addrs,
-            vec![]
-        );
+        assert_eq!(NodeAddrText::parse_text(ID_HEX).unwrap().direct_addrs, vec![]);
         // unpadded base64
         let mut a = NodeAddrText::new([1; 32]);
         a.relay_url = Some("x".into());
@@ -238,37 +208,19 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        for id in [
-            "",
-            "abc",
-            &ID_HEX[..63],
-            &format!("{ID_HEX}0"),
-            &ID_HEX.replace('7', "g"),
-        ] {
+        for id in ["", "abc", &ID_HEX[..63], &format!("{ID_HEX}0"), &ID_HEX.replace('7', "g")] {
             let err = NodeAddrText::parse_text(&format!("{id}\n\n")).unwrap_err();
-            assert!(
-                matches!(err, TicketError::InvalidEndpointId(_)),
-                "{id}: {err}"
-            );
+            assert!(matches!(err, TicketError::InvalidEndpointId(_)), "{id}: {err}");
         }
         for addr in ["127.0.0.1", "::1:80", "host:80", "1.2.3.4:99999", "[::1]"] {
             let err = NodeAddrText::parse_text(&format!("{ID_HEX}\n\n{addr}")).unwrap_err();
-            assert!(
-                matches!(err, TicketError::InvalidDirectAddr(_)),
-                "{addr}: {err}"
-            );
+            assert!(matches!(err, TicketError::InvalidDirectAddr(_)), "{addr}: {err}");
             assert!(err.to_string().contains(addr));
         }
         let err = NodeAddrText::parse_text(&format!("{ID_HEX}\nhttp://a b\n")).unwrap_err();
         assert!(matches!(err, TicketError::InvalidRelayUrl(_)));
-        assert!(matches!(
-            NodeAddrText::from_base64("!!!"),
-            Err(TicketError::InvalidBase64(_))
-        ));
-        assert!(matches!(
-            NodeAddrText::parse_bytes(b"\xff\xfe"),
-            Err(TicketError::InvalidUtf8)
-        ));
+        assert!(matches!(NodeAddrText::from_base64("!!!"), Err(TicketError::InvalidBase64(_))));
+        assert!(matches!(NodeAddrText::parse_bytes(b"\xff\xfe"), Err(TicketError::InvalidUtf8)));
         let long = "x".repeat(500);
         let msg = NodeAddrText::parse_text(&long).unwrap_err().to_string();
         assert!(msg.len() < 200, "{msg}");

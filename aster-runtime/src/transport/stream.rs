@@ -50,12 +50,7 @@ impl ReadFrameError {
 impl FrameReader {
     /// Wraps a QUIC receive stream.
     pub fn new(recv: RecvStream) -> Self {
-        FrameReader {
-            recv,
-            buf: BytesMut::with_capacity(8 * 1024),
-            decoder: FrameDecoder::new(),
-            eof: false,
-        }
+        FrameReader { recv, buf: BytesMut::with_capacity(8 * 1024), decoder: FrameDecoder::new(), eof: false }
     }
 
     /// Sets the maximum accepted frame size (default 16 MiB).
@@ -72,10 +67,7 @@ impl FrameReader {
     }
 
     /// Poll form of [`FrameReader::next`], for hand-written futures and streams.
-    pub fn poll_next(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<Option<Frame>, ReadFrameError>> {
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Frame>, ReadFrameError>> {
         loop {
             if let Some(frame) = self.decoder.decode(&mut self.buf)? {
                 return Poll::Ready(Ok(Some(frame)));
@@ -85,11 +77,7 @@ impl FrameReader {
                     return Poll::Ready(Ok(None));
                 }
                 let have = self.buf.len();
-                return Poll::Ready(Err(FrameError::Truncated {
-                    needed: expected_len(&self.buf),
-                    have,
-                }
-                .into()));
+                return Poll::Ready(Err(FrameError::Truncated { needed: expected_len(&self.buf), have }.into()));
             }
             // `read_chunk` is cancel-safe and leaves the waker registered when it is pending,
             // so polling a fresh future once per call is sound.
@@ -117,11 +105,7 @@ impl FrameReader {
 }
 
 fn expected_len(buf: &[u8]) -> usize {
-    if buf.len() >= 4 {
-        u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize + 4
-    } else {
-        4
-    }
+    if buf.len() >= 4 { u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize + 4 } else { 4 }
 }
 
 /// The write half of a framed stream. Frames are encoded into a reusable buffer and written
@@ -141,11 +125,7 @@ pub struct FrameWriter {
 impl FrameWriter {
     /// Wraps a QUIC send stream.
     pub fn new(send: SendStream) -> Self {
-        FrameWriter {
-            send,
-            buf: BytesMut::with_capacity(4 * 1024),
-            pending: Bytes::new(),
-        }
+        FrameWriter { send, buf: BytesMut::with_capacity(4 * 1024), pending: Bytes::new() }
     }
 
     /// Whether bytes are buffered or partially written (not yet handed to QUIC entirely).
@@ -198,9 +178,7 @@ impl FrameWriter {
     /// Flushes and finishes the stream (end of our side).
     pub async fn finish(&mut self) -> Result<(), Status> {
         self.flush().await?;
-        self.send
-            .finish()
-            .map_err(|e| Status::unavailable(format!("stream finish failed: {e}")))
+        self.send.finish().map_err(|e| Status::unavailable(format!("stream finish failed: {e}")))
     }
 
     /// Resets the stream (abrupt end, used on cancellation); ignores an already closed stream.
@@ -226,18 +204,12 @@ pub struct FramedStream {
 impl FramedStream {
     /// Wraps the two halves of a bi-stream.
     pub fn new(send: SendStream, recv: RecvStream) -> Self {
-        FramedStream {
-            reader: FrameReader::new(recv),
-            writer: FrameWriter::new(send),
-        }
+        FramedStream { reader: FrameReader::new(recv), writer: FrameWriter::new(send) }
     }
 
     /// Opens a new bi-stream on `conn`.
     pub async fn open(conn: &iroh::endpoint::Connection) -> Result<Self, Status> {
-        let (send, recv) = conn
-            .open_bi()
-            .await
-            .map_err(|e| Status::unavailable(format!("cannot open stream: {e}")))?;
+        let (send, recv) = conn.open_bi().await.map_err(|e| Status::unavailable(format!("cannot open stream: {e}")))?;
         Ok(FramedStream::new(send, recv))
     }
 

@@ -178,12 +178,7 @@ pub struct AsterTicket {
 impl AsterTicket {
     /// A ticket with only an endpoint id.
     pub fn new(endpoint_id: [u8; 32]) -> AsterTicket {
-        AsterTicket {
-            endpoint_id,
-            relay_addr: None,
-            direct_addrs: Vec::new(),
-            credential: None,
-        }
+        AsterTicket { endpoint_id, relay_addr: None, direct_addrs: Vec::new(), credential: None }
     }
 
     /// The text form: `"aster1"` + base58 of [`to_bytes`](Self::to_bytes).
@@ -197,21 +192,15 @@ impl AsterTicket {
 
     /// Parses the text form. Surrounding whitespace is not accepted.
     pub fn decode(text: &str) -> Result<AsterTicket, TicketError> {
-        let body = text
-            .strip_prefix(TICKET_PREFIX)
-            .ok_or(TicketError::MissingPrefix)?;
+        let body = text.strip_prefix(TICKET_PREFIX).ok_or(TicketError::MissingPrefix)?;
         if body.len() > MAX_BASE58_CHARS {
-            return Err(TicketError::TooLong {
-                len: body.len(),
-                max: MAX_BASE58_CHARS,
-            });
+            return Err(TicketError::TooLong { len: body.len(), max: MAX_BASE58_CHARS });
         }
         let mut buf = [0u8; MAX_TICKET_BYTES];
         let len = bs58::decode(body).onto(&mut buf[..]).map_err(|e| match e {
-            bs58::decode::Error::BufferTooSmall => TicketError::TooLong {
-                len: MAX_TICKET_BYTES + 1,
-                max: MAX_TICKET_BYTES,
-            },
+            bs58::decode::Error::BufferTooSmall => {
+                TicketError::TooLong { len: MAX_TICKET_BYTES + 1, max: MAX_TICKET_BYTES }
+            }
             other => TicketError::InvalidBase58(other),
         })?;
         AsterTicket::from_bytes(&buf[..len])
@@ -258,10 +247,7 @@ impl AsterTicket {
             out.extend_from_slice(payload);
         }
         if out.len() > MAX_TICKET_BYTES {
-            return Err(TicketError::TooLong {
-                len: out.len(),
-                max: MAX_TICKET_BYTES,
-            });
+            return Err(TicketError::TooLong { len: out.len(), max: MAX_TICKET_BYTES });
         }
         Ok(out)
     }
@@ -269,10 +255,7 @@ impl AsterTicket {
     /// Parses the binary form.
     pub fn from_bytes(bytes: &[u8]) -> Result<AsterTicket, TicketError> {
         if bytes.len() > MAX_TICKET_BYTES {
-            return Err(TicketError::TooLong {
-                len: bytes.len(),
-                max: MAX_TICKET_BYTES,
-            });
+            return Err(TicketError::TooLong { len: bytes.len(), max: MAX_TICKET_BYTES });
         }
         let mut r = ByteReader { bytes };
         let endpoint_id: [u8; 32] = r.array("endpoint id")?;
@@ -313,12 +296,7 @@ impl AsterTicket {
         if !r.bytes.is_empty() {
             return Err(TicketError::TrailingBytes(r.bytes.len()));
         }
-        Ok(AsterTicket {
-            endpoint_id,
-            relay_addr,
-            direct_addrs,
-            credential,
-        })
+        Ok(AsterTicket { endpoint_id, relay_addr, direct_addrs, credential })
     }
 }
 
@@ -378,12 +356,7 @@ impl<'a> ByteReader<'a> {
     fn v6(&mut self, what: &'static str) -> Result<SocketAddr, TicketError> {
         let ip: [u8; 16] = self.array(what)?;
         let port = u16::from_be_bytes(self.array(what)?);
-        Ok(SocketAddr::V6(SocketAddrV6::new(
-            Ipv6Addr::from(ip),
-            port,
-            0,
-            0,
-        )))
+        Ok(SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(ip), port, 0, 0)))
     }
 }
 
@@ -411,16 +384,10 @@ mod tests {
         let bytes = t.to_bytes().unwrap();
         assert_eq!(bytes.len(), 41);
         assert_eq!(&bytes[..32], &eid());
-        assert_eq!(
-            &bytes[32..],
-            &[0x10, 0x10, 0x00, 0xc0, 0x00, 0x02, 0x02, 0x96, 0x6e]
-        );
+        assert_eq!(&bytes[32..], &[0x10, 0x10, 0x00, 0xc0, 0x00, 0x02, 0x02, 0x96, 0x6e]);
         let text = t.encode().unwrap();
         assert!(text.starts_with("aster1"));
-        assert_eq!(
-            text,
-            format!("aster1{}", bs58::encode(&bytes).into_string())
-        );
+        assert_eq!(text, format!("aster1{}", bs58::encode(&bytes).into_string()));
         assert_eq!(AsterTicket::decode(&text).unwrap(), t);
         assert_eq!(text.parse::<AsterTicket>().unwrap(), t);
         assert_eq!(t.to_string(), text);
@@ -431,10 +398,7 @@ mod tests {
         let mut t = AsterTicket::new(eid());
         assert_eq!(&t.to_bytes().unwrap()[32..], &[0x10, 0x00]);
         t.relay_addr = Some(sa("87.254.0.136:443"));
-        assert_eq!(
-            &t.to_bytes().unwrap()[32..],
-            &[0x14, 87, 254, 0, 136, 0x01, 0xbb, 0x00]
-        );
+        assert_eq!(&t.to_bytes().unwrap()[32..], &[0x14, 87, 254, 0, 136, 0x01, 0xbb, 0x00]);
         t.relay_addr = Some(sa("[2001:db8::1]:3478"));
         let b = t.to_bytes().unwrap();
         assert_eq!(b.len(), 32 + 1 + 18 + 1);
@@ -476,9 +440,7 @@ mod tests {
         let t = AsterTicket {
             endpoint_id: eid(),
             relay_addr: None,
-            direct_addrs: (0..15)
-                .map(|i| sa(&format!("10.0.0.{i}:{}", 1000 + i)))
-                .collect(),
+            direct_addrs: (0..15).map(|i| sa(&format!("10.0.0.{i}:{}", 1000 + i))).collect(),
             credential: Some(TicketCredential::Open),
         };
         let b = t.to_bytes().unwrap();
@@ -506,16 +468,9 @@ mod tests {
             let b = t.to_bytes().unwrap();
             let tail = &b[41..];
             assert_eq!(tail[0], cred.type_byte());
-            assert_eq!(
-                usize::from(u16::from_be_bytes([tail[1], tail[2]])),
-                cred.payload().len()
-            );
+            assert_eq!(usize::from(u16::from_be_bytes([tail[1], tail[2]])), cred.payload().len());
             assert_eq!(&tail[3..], cred.payload());
-            assert_eq!(
-                AsterTicket::decode(&t.encode().unwrap()).unwrap(),
-                t,
-                "{cred:?}"
-            );
+            assert_eq!(AsterTicket::decode(&t.encode().unwrap()).unwrap(), t, "{cred:?}");
         }
         // The largest credential that fits: 256 - 32 - 1 - 1 - 3 = 219 bytes (so the 220-byte
         // TLV limit can never be reached in a valid ticket).
@@ -524,67 +479,32 @@ mod tests {
         assert_eq!(t.to_bytes().unwrap().len(), 256);
         assert_eq!(AsterTicket::decode(&t.encode().unwrap()).unwrap(), t);
         t.credential = Some(TicketCredential::Enrollment(vec![b'x'; 220]));
-        assert!(matches!(
-            t.to_bytes(),
-            Err(TicketError::TooLong { len: 257, .. })
-        ));
+        assert!(matches!(t.to_bytes(), Err(TicketError::TooLong { len: 257, .. })));
         // Open with a (non-standard) payload decodes as Open, like the reference
         let mut b = AsterTicket::new(eid()).to_bytes().unwrap();
         b.extend_from_slice(&[0x00, 0x00, 0x02, 9, 9]);
-        assert_eq!(
-            AsterTicket::from_bytes(&b).unwrap().credential,
-            Some(TicketCredential::Open)
-        );
+        assert_eq!(AsterTicket::from_bytes(&b).unwrap().credential, Some(TicketCredential::Open));
     }
 
     #[test]
     fn rejects_bad_text() {
         let good = AsterTicket::new(eid()).encode().unwrap();
-        assert!(matches!(
-            AsterTicket::decode(&good[1..]),
-            Err(TicketError::MissingPrefix)
-        ));
-        assert!(matches!(
-            AsterTicket::decode("Aster1abc"),
-            Err(TicketError::MissingPrefix)
-        ));
-        assert!(matches!(
-            AsterTicket::decode(""),
-            Err(TicketError::MissingPrefix)
-        ));
-        assert!(matches!(
-            AsterTicket::decode(&format!(" {good}")),
-            Err(TicketError::MissingPrefix)
-        ));
+        assert!(matches!(AsterTicket::decode(&good[1..]), Err(TicketError::MissingPrefix)));
+        assert!(matches!(AsterTicket::decode("Aster1abc"), Err(TicketError::MissingPrefix)));
+        assert!(matches!(AsterTicket::decode(""), Err(TicketError::MissingPrefix)));
+        assert!(matches!(AsterTicket::decode(&format!(" {good}")), Err(TicketError::MissingPrefix)));
         // 0, O, I, l are not in the Bitcoin alphabet
-        for bad in [
-            "aster10abc",
-            "aster1OOO",
-            "aster1Il",
-            "aster1ü",
-            &format!("{good} "),
-        ] {
+        for bad in ["aster10abc", "aster1OOO", "aster1Il", "aster1ü", &format!("{good} ")] {
             let err = AsterTicket::decode(bad).unwrap_err();
             assert!(matches!(err, TicketError::InvalidBase58(_)), "{bad}: {err}");
             assert!(err.to_string().contains("base58"));
         }
         let huge = format!("aster1{}", "z".repeat(351));
-        assert!(matches!(
-            AsterTicket::decode(&huge),
-            Err(TicketError::TooLong { .. })
-        ));
+        assert!(matches!(AsterTicket::decode(&huge), Err(TicketError::TooLong { .. })));
         let too_big = format!("aster1{}", bs58::encode(vec![0xffu8; 257]).into_string());
-        assert!(matches!(
-            AsterTicket::decode(&too_big),
-            Err(TicketError::TooLong { .. })
-        ));
+        assert!(matches!(AsterTicket::decode(&too_big), Err(TicketError::TooLong { .. })));
         // empty body decodes to zero bytes
-        assert!(matches!(
-            AsterTicket::decode("aster1"),
-            Err(TicketError::Truncated {
-                what: "endpoint id"
-            })
-        ));
+        assert!(matches!(AsterTicket::decode("aster1"), Err(TicketError::Truncated { what: "endpoint id" })));
     }
 
     #[test]
@@ -604,19 +524,11 @@ mod tests {
                 continue;
             }
             let err = AsterTicket::from_bytes(&b[..cut]).unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    TicketError::Truncated { .. } | TicketError::BadRegistryRead(_)
-                ),
-                "cut {cut}: {err}"
-            );
+            assert!(matches!(err, TicketError::Truncated { .. } | TicketError::BadRegistryRead(_)), "cut {cut}: {err}");
         }
         assert!(matches!(
             AsterTicket::from_bytes(&b[..cred_start + 3 + 31]),
-            Err(TicketError::Truncated {
-                what: "credential payload"
-            })
+            Err(TicketError::Truncated { what: "credential payload" })
         ));
     }
 
@@ -624,58 +536,34 @@ mod tests {
     fn rejects_trailing_bytes() {
         let mut b = AsterTicket::new(eid()).to_bytes().unwrap();
         b.extend_from_slice(&[0x00, 0x00, 0x00, 0xEE]);
-        assert!(matches!(
-            AsterTicket::from_bytes(&b),
-            Err(TicketError::TrailingBytes(1))
-        ));
+        assert!(matches!(AsterTicket::from_bytes(&b), Err(TicketError::TrailingBytes(1))));
         let text = format!("aster1{}", bs58::encode(&b).into_string());
-        assert!(matches!(
-            AsterTicket::decode(&text),
-            Err(TicketError::TrailingBytes(1))
-        ));
+        assert!(matches!(AsterTicket::decode(&text), Err(TicketError::TrailingBytes(1))));
     }
 
     #[test]
     fn rejects_too_many_addresses_and_oversized_tickets() {
         let mut t = AsterTicket::new(eid());
         t.direct_addrs = (0..16).map(|i| sa(&format!("10.0.0.{i}:1"))).collect();
-        assert!(matches!(
-            t.to_bytes(),
-            Err(TicketError::TooManyDirectAddrs(16))
-        ));
-        assert!(
-            t.to_string()
-                .starts_with("<invalid aster ticket: too many direct addresses")
-        );
+        assert!(matches!(t.to_bytes(), Err(TicketError::TooManyDirectAddrs(16))));
+        assert!(t.to_string().starts_with("<invalid aster ticket: too many direct addresses"));
         // 15 IPv6 addresses: 32+1+1+4+270 = 308 bytes > 256
         t.direct_addrs = (0..15).map(|i| sa(&format!("[::{i}]:1"))).collect();
-        assert!(matches!(
-            t.to_bytes(),
-            Err(TicketError::TooLong { len: 308, max: 256 })
-        ));
+        assert!(matches!(t.to_bytes(), Err(TicketError::TooLong { len: 308, max: 256 })));
         let mut b = vec![0u8; 257];
         b[32] = 0x10;
-        assert!(matches!(
-            AsterTicket::from_bytes(&b),
-            Err(TicketError::TooLong { .. })
-        ));
+        assert!(matches!(AsterTicket::from_bytes(&b), Err(TicketError::TooLong { .. })));
     }
 
     #[test]
     fn rejects_long_credentials() {
         let mut t = AsterTicket::new(eid());
         t.credential = Some(TicketCredential::ConsumerRcan(vec![b'{'; 221]));
-        assert!(matches!(
-            t.to_bytes(),
-            Err(TicketError::CredentialTooLong(221))
-        ));
+        assert!(matches!(t.to_bytes(), Err(TicketError::CredentialTooLong(221))));
         let mut b = AsterTicket::new(eid()).to_bytes().unwrap();
         b.extend_from_slice(&[0x01, 0x00, 221]);
         b.extend_from_slice(&[b'x'; 100]);
-        assert!(matches!(
-            AsterTicket::from_bytes(&b),
-            Err(TicketError::CredentialTooLong(221))
-        ));
+        assert!(matches!(AsterTicket::from_bytes(&b), Err(TicketError::CredentialTooLong(221))));
     }
 
     #[test]
@@ -692,17 +580,11 @@ mod tests {
             let mut b = good.clone();
             b[32] = version;
             let err = AsterTicket::from_bytes(&b).unwrap_err();
-            assert!(
-                matches!(err, TicketError::UnsupportedVersion(v) if v == version >> 4),
-                "{err}"
-            );
+            assert!(matches!(err, TicketError::UnsupportedVersion(v) if v == version >> 4), "{err}");
         }
         let mut b = good.clone();
         b[32] = 0x1C;
-        assert!(matches!(
-            AsterTicket::from_bytes(&b),
-            Err(TicketError::ReservedRelayType(3))
-        ));
+        assert!(matches!(AsterTicket::from_bytes(&b), Err(TicketError::ReservedRelayType(3))));
         for bits in [0b10u8, 0b11] {
             let mut b = good.clone();
             b[34] = bits << 6;
@@ -716,23 +598,14 @@ mod tests {
         b[32] |= 0b11;
         b[33] |= 0x0F;
         b[34] |= 0b0011_1111;
-        assert_eq!(
-            AsterTicket::from_bytes(&b).unwrap().direct_addrs,
-            vec![sa("192.0.2.2:38510")]
-        );
+        assert_eq!(AsterTicket::from_bytes(&b).unwrap().direct_addrs, vec![sa("192.0.2.2:38510")]);
         // unknown credential type, bad RegistryRead length
         let mut b = good.clone();
         b.extend_from_slice(&[0x04, 0x00, 0x00]);
-        assert!(matches!(
-            AsterTicket::from_bytes(&b),
-            Err(TicketError::UnknownCredentialType(4))
-        ));
+        assert!(matches!(AsterTicket::from_bytes(&b), Err(TicketError::UnknownCredentialType(4))));
         let mut b = good;
         b.extend_from_slice(&[0x03, 0x00, 0x02, 1, 2]);
-        assert!(matches!(
-            AsterTicket::from_bytes(&b),
-            Err(TicketError::BadRegistryRead(2))
-        ));
+        assert!(matches!(AsterTicket::from_bytes(&b), Err(TicketError::BadRegistryRead(2))));
     }
 
     #[test]
@@ -745,12 +618,7 @@ mod tests {
     #[test]
     fn ipv6_scope_is_not_carried() {
         let mut t = AsterTicket::new(eid());
-        t.direct_addrs = vec![SocketAddr::V6(SocketAddrV6::new(
-            Ipv6Addr::LOCALHOST,
-            5,
-            7,
-            3,
-        ))];
+        t.direct_addrs = vec![SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::LOCALHOST, 5, 7, 3))];
         let back = AsterTicket::from_bytes(&t.to_bytes().unwrap()).unwrap();
         assert_eq!(back.direct_addrs, vec![sa("[::1]:5")]);
     }

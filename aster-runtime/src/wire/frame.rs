@@ -94,9 +94,9 @@ impl FrameError {
         let msg = format!("framing error: {self}");
         match self {
             FrameError::TooLarge { .. } => Status::resource_exhausted(msg),
-            FrameError::ZeroLength
-            | FrameError::ReservedFlags(_)
-            | FrameError::EmptyPayload { .. } => Status::invalid_argument(msg),
+            FrameError::ZeroLength | FrameError::ReservedFlags(_) | FrameError::EmptyPayload { .. } => {
+                Status::invalid_argument(msg)
+            }
             FrameError::Truncated { .. } => Status::internal(msg),
         }
     }
@@ -136,10 +136,7 @@ pub struct Frame {
 impl Frame {
     /// A frame with `flags` and `payload` (not validated until encoded).
     pub fn new(flags: u8, payload: impl Into<Bytes>) -> Frame {
-        Frame {
-            flags,
-            payload: payload.into(),
-        }
+        Frame { flags, payload: payload.into() }
     }
 
     /// True when every bit of `flag` is set.
@@ -191,16 +188,12 @@ impl Default for FrameDecoder {
 impl FrameDecoder {
     /// A decoder with the protocol maximum [`MAX_FRAME_SIZE`] (16 MiB).
     pub fn new() -> FrameDecoder {
-        FrameDecoder {
-            max_frame_size: MAX_FRAME_SIZE,
-        }
+        FrameDecoder { max_frame_size: MAX_FRAME_SIZE }
     }
 
     /// A decoder rejecting length fields above `max` (at least 1).
     pub fn with_max_frame_size(max: u32) -> FrameDecoder {
-        FrameDecoder {
-            max_frame_size: max.max(1),
-        }
+        FrameDecoder { max_frame_size: max.max(1) }
     }
 
     /// The maximum length field accepted.
@@ -245,10 +238,7 @@ impl FrameDecoder {
         } else {
             LENGTH_PREFIX_LEN + u32::from_le_bytes([src[0], src[1], src[2], src[3]]) as usize
         };
-        Err(FrameError::Truncated {
-            needed,
-            have: src.len(),
-        })
+        Err(FrameError::Truncated { needed, have: src.len() })
     }
 }
 
@@ -292,15 +282,12 @@ mod tests {
     fn flag_values() {
         use flags::*;
         assert_eq!(
-            [
-                COMPRESSED, TRAILER, HEADER, ROW_SCHEMA, CALL, CANCEL, END_STREAM, RESERVED
-            ],
+            [COMPRESSED, TRAILER, HEADER, ROW_SCHEMA, CALL, CANCEL, END_STREAM, RESERVED],
             [0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80]
         );
         let v = framing_json();
         for (name, val) in v["flag_definitions"].as_object().unwrap() {
-            let val =
-                u8::from_str_radix(val.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+            let val = u8::from_str_radix(val.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
             let ours = match name.as_str() {
                 "COMPRESSED" => COMPRESSED,
                 "TRAILER" => TRAILER,
@@ -352,12 +339,7 @@ mod tests {
                 t["expected_flags"].as_u64().unwrap() as u8,
                 hex(t["expected_payload_hex"].as_str().unwrap()),
             );
-            assert_eq!(
-                decode_all(&wire),
-                (vec![expected.clone()], 0),
-                "{}",
-                t["name"]
-            );
+            assert_eq!(decode_all(&wire), (vec![expected.clone()], 0), "{}", t["name"]);
             assert_eq!(decode_bytewise(&wire), vec![expected]);
         }
     }
@@ -387,19 +369,13 @@ mod tests {
                 assert_eq!(FrameDecoder::new().decode(&mut buf).unwrap_err(), e);
                 e
             };
-            assert!(
-                err.to_string().contains(expected_text),
-                "{err} vs {expected_text}"
-            );
+            assert!(err.to_string().contains(expected_text), "{err} vs {expected_text}");
         }
     }
 
     #[test]
     fn wire_bin_files() {
-        for (file, fl) in [
-            ("trailer_ok.bin", flags::TRAILER),
-            ("cancel_flags_only.bin", flags::CANCEL),
-        ] {
+        for (file, fl) in [("trailer_ok.bin", flags::TRAILER), ("cancel_flags_only.bin", flags::CANCEL)] {
             let bytes = read(&format!("reference/tests/python/conformance/wire/{file}"));
             assert_eq!(decode_all(&bytes), (vec![Frame::new(fl, Bytes::new())], 0));
             let mut out = BytesMut::new();
@@ -416,18 +392,9 @@ mod tests {
         let mut dec = FrameDecoder::new();
         // too large: rejected on the length alone
         let mut b = BytesMut::from(&16_777_217u32.to_le_bytes()[..]);
-        assert_eq!(
-            dec.decode(&mut b),
-            Err(FrameError::TooLarge {
-                len: 16_777_217,
-                max: MAX_FRAME_SIZE
-            })
-        );
+        assert_eq!(dec.decode(&mut b), Err(FrameError::TooLarge { len: 16_777_217, max: MAX_FRAME_SIZE }));
         let mut b = BytesMut::from(&u32::MAX.to_le_bytes()[..]);
-        assert!(matches!(
-            dec.decode(&mut b),
-            Err(FrameError::TooLarge { .. })
-        ));
+        assert!(matches!(dec.decode(&mut b), Err(FrameError::TooLarge { .. })));
         // at the limit: just needs more bytes, without reserving the whole frame
         let mut b = BytesMut::from(&[0u8, 0, 0, 1, 0][..]);
         assert_eq!(dec.decode(&mut b), Ok(None));
@@ -441,25 +408,11 @@ mod tests {
         let mut b = BytesMut::from(&[2u8, 0, 0, 0, 0x84, 0][..]);
         assert_eq!(dec.decode(&mut b), Err(FrameError::ReservedFlags(0x84)));
         // empty payloads
-        for fl in [
-            0u8,
-            flags::HEADER,
-            flags::CALL,
-            flags::COMPRESSED,
-            flags::ROW_SCHEMA,
-        ] {
+        for fl in [0u8, flags::HEADER, flags::CALL, flags::COMPRESSED, flags::ROW_SCHEMA] {
             let mut b = BytesMut::from(&[1u8, 0, 0, 0, fl][..]);
-            assert_eq!(
-                dec.decode(&mut b),
-                Err(FrameError::EmptyPayload { flags: fl })
-            );
+            assert_eq!(dec.decode(&mut b), Err(FrameError::EmptyPayload { flags: fl }));
         }
-        for fl in [
-            flags::TRAILER,
-            flags::CANCEL,
-            flags::END_STREAM,
-            flags::TRAILER | flags::COMPRESSED,
-        ] {
+        for fl in [flags::TRAILER, flags::CANCEL, flags::END_STREAM, flags::TRAILER | flags::COMPRESSED] {
             let mut b = BytesMut::from(&[1u8, 0, 0, 0, fl][..]);
             assert_eq!(dec.decode(&mut b), Ok(Some(Frame::new(fl, Bytes::new()))));
             assert!(b.is_empty());
@@ -468,41 +421,26 @@ mod tests {
         let mut small = FrameDecoder::with_max_frame_size(8);
         assert_eq!(small.max_frame_size(), 8);
         let mut b = BytesMut::from(&[9u8, 0, 0, 0][..]);
-        assert_eq!(
-            small.decode(&mut b),
-            Err(FrameError::TooLarge { len: 9, max: 8 })
-        );
+        assert_eq!(small.decode(&mut b), Err(FrameError::TooLarge { len: 9, max: 8 }));
         assert_eq!(FrameDecoder::default().max_frame_size(), MAX_FRAME_SIZE);
     }
 
     #[test]
     fn encoder_rejects_what_decoder_rejects() {
         let mut out = BytesMut::new();
-        assert_eq!(
-            encode_frame(0x80, b"x", &mut out),
-            Err(FrameError::ReservedFlags(0x80))
-        );
-        assert_eq!(
-            encode_frame(flags::HEADER, b"", &mut out),
-            Err(FrameError::EmptyPayload { flags: 4 })
-        );
+        assert_eq!(encode_frame(0x80, b"x", &mut out), Err(FrameError::ReservedFlags(0x80)));
+        assert_eq!(encode_frame(flags::HEADER, b"", &mut out), Err(FrameError::EmptyPayload { flags: 4 }));
         let big = vec![0u8; MAX_FRAME_SIZE as usize];
         assert_eq!(
             encode_frame(0, &big, &mut out),
-            Err(FrameError::TooLarge {
-                len: MAX_FRAME_SIZE + 1,
-                max: MAX_FRAME_SIZE
-            })
+            Err(FrameError::TooLarge { len: MAX_FRAME_SIZE + 1, max: MAX_FRAME_SIZE })
         );
         assert!(out.is_empty());
         // the largest legal frame
         encode_frame(0, &big[1..], &mut out).unwrap();
         assert_eq!(out.len(), 4 + MAX_FRAME_SIZE as usize);
         let (frames, rest) = decode_all(&out);
-        assert_eq!(
-            (frames.len(), rest, frames[0].payload.len()),
-            (1, 0, MAX_FRAME_SIZE as usize - 1)
-        );
+        assert_eq!((frames.len(), rest, frames[0].payload.len()), (1, 0, MAX_FRAME_SIZE as usize - 1));
     }
 
     #[test]
@@ -510,39 +448,18 @@ mod tests {
         let mut dec = FrameDecoder::new();
         let mut b = BytesMut::from(&[6u8, 0][..]);
         assert_eq!(dec.decode(&mut b), Ok(None));
-        assert_eq!(
-            dec.decode_eof(&mut b),
-            Err(FrameError::Truncated { needed: 4, have: 2 })
-        );
+        assert_eq!(dec.decode_eof(&mut b), Err(FrameError::Truncated { needed: 4, have: 2 }));
         let mut b = BytesMut::from(&[6u8, 0, 0, 0, 0, b'H', b'e'][..]);
-        assert_eq!(
-            dec.decode_eof(&mut b),
-            Err(FrameError::Truncated {
-                needed: 10,
-                have: 7
-            })
-        );
+        assert_eq!(dec.decode_eof(&mut b), Err(FrameError::Truncated { needed: 10, have: 7 }));
         assert_eq!(dec.decode_eof(&mut BytesMut::new()), Ok(None));
     }
 
     #[test]
     fn error_statuses() {
-        assert_eq!(
-            FrameError::TooLarge { len: 1, max: 0 }.to_status().code(),
-            Code::ResourceExhausted
-        );
-        assert_eq!(
-            FrameError::ZeroLength.to_status().code(),
-            Code::InvalidArgument
-        );
-        assert_eq!(
-            FrameError::ReservedFlags(0x80).to_status().code(),
-            Code::InvalidArgument
-        );
-        assert_eq!(
-            FrameError::EmptyPayload { flags: 0 }.to_status().code(),
-            Code::InvalidArgument
-        );
+        assert_eq!(FrameError::TooLarge { len: 1, max: 0 }.to_status().code(), Code::ResourceExhausted);
+        assert_eq!(FrameError::ZeroLength.to_status().code(), Code::InvalidArgument);
+        assert_eq!(FrameError::ReservedFlags(0x80).to_status().code(), Code::InvalidArgument);
+        assert_eq!(FrameError::EmptyPayload { flags: 0 }.to_status().code(), Code::InvalidArgument);
         let s = FrameError::Truncated { needed: 9, have: 3 }.to_status();
         assert_eq!(s.code(), Code::Internal);
         assert!(s.message().contains("mid-frame"));
@@ -585,9 +502,7 @@ mod tests {
         let mut files: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| {
-                (n.ends_with(".c2s.bin") || n.ends_with(".s2c.bin")) && !n.starts_with("admission")
-            })
+            .filter(|n| (n.ends_with(".c2s.bin") || n.ends_with(".s2c.bin")) && !n.starts_with("admission"))
             .collect();
         files.sort();
         assert_eq!(files.len(), 18, "{files:?}");

@@ -35,8 +35,7 @@ pub const CALL_HEADER_FINGERPRINT: &str = "callId,21,0,0;deadlineEpochMs,7,0,0;m
 metadataValues,22,0,0;method,21,0,0;";
 
 /// pyfory 0.16 fingerprint of `RpcStatus`.
-pub const RPC_STATUS_FINGERPRINT: &str =
-    "code,7,0,0;detailKeys,22,0,0;detailValues,22,0,0;message,21,0,0;";
+pub const RPC_STATUS_FINGERPRINT: &str = "code,7,0,0;detailKeys,22,0,0;detailValues,22,0,0;message,21,0,0;";
 
 /// Struct hash of `StreamHeader` (bytes `a4 05 18 de`).
 pub const STREAM_HEADER_HASH: i32 = -568_851_036;
@@ -52,10 +51,8 @@ fn protocol_type(typename: &str, hash: i32) -> NamedStructType {
 
 static STREAM_HEADER_TYPE: LazyLock<NamedStructType> =
     LazyLock::new(|| protocol_type("StreamHeader", STREAM_HEADER_HASH));
-static CALL_HEADER_TYPE: LazyLock<NamedStructType> =
-    LazyLock::new(|| protocol_type("CallHeader", CALL_HEADER_HASH));
-static RPC_STATUS_TYPE: LazyLock<NamedStructType> =
-    LazyLock::new(|| protocol_type("RpcStatus", RPC_STATUS_HASH));
+static CALL_HEADER_TYPE: LazyLock<NamedStructType> = LazyLock::new(|| protocol_type("CallHeader", CALL_HEADER_HASH));
+static RPC_STATUS_TYPE: LazyLock<NamedStructType> = LazyLock::new(|| protocol_type("RpcStatus", RPC_STATUS_HASH));
 
 /// A protocol payload that cannot be decoded.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -94,20 +91,12 @@ pub trait ProtocolMessage: Sized {
 
     /// JSON when `json`, else XLANG.
     fn encode(&self, json: bool) -> Vec<u8> {
-        if json {
-            self.to_json()
-        } else {
-            self.to_xlang()
-        }
+        if json { self.to_json() } else { self.to_xlang() }
     }
 
     /// JSON when `json`, else XLANG.
     fn decode(b: &[u8], json: bool) -> Result<Self, WireError> {
-        if json {
-            Self::from_json(b)
-        } else {
-            Self::from_xlang(b)
-        }
+        if json { Self::from_json(b) } else { Self::from_xlang(b) }
     }
 
     /// JSON if the first byte is `{`, else XLANG (how servers read a HEADER payload).
@@ -182,16 +171,8 @@ impl RpcStatus {
     /// [`crate::wire::limits::MAX_STATUS_MESSAGE_CHARS`] chars, details are paired up to
     /// the shorter list and capped at [`MAX_STATUS_DETAILS`].
     pub fn to_status(&self) -> Status {
-        let mut s = Status::new(
-            Code::from_i64(self.code),
-            truncate_status_message(&self.message),
-        );
-        for (k, v) in self
-            .detail_keys
-            .iter()
-            .zip(&self.detail_values)
-            .take(MAX_STATUS_DETAILS)
-        {
+        let mut s = Status::new(Code::from_i64(self.code), truncate_status_message(&self.message));
+        for (k, v) in self.detail_keys.iter().zip(&self.detail_values).take(MAX_STATUS_DETAILS) {
             s = s.with_detail(k.clone(), v.clone());
         }
         s
@@ -304,14 +285,8 @@ impl JsonObject {
 fn parse_object(b: &[u8], message: &'static str) -> Result<Map<String, Value>, WireError> {
     match serde_json::from_slice::<Value>(b) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(other) => Err(WireError::Json {
-            message,
-            reason: format!("expected an object, found {}", kind(&other)),
-        }),
-        Err(e) => Err(WireError::Json {
-            message,
-            reason: e.to_string(),
-        }),
+        Ok(other) => Err(WireError::Json { message, reason: format!("expected an object, found {}", kind(&other)) }),
+        Err(e) => Err(WireError::Json { message, reason: e.to_string() }),
     }
 }
 
@@ -329,10 +304,9 @@ fn kind(v: &Value) -> &'static str {
 fn json_str(v: Value, message: &'static str, field: &str) -> Result<String, WireError> {
     match v {
         Value::String(s) => Ok(s),
-        other => Err(WireError::Json {
-            message,
-            reason: format!("{field:?} must be a string, found {}", kind(&other)),
-        }),
+        other => {
+            Err(WireError::Json { message, reason: format!("{field:?} must be a string, found {}", kind(&other)) })
+        }
     }
 }
 
@@ -342,10 +316,9 @@ fn json_int(v: Value, message: &'static str, field: &str) -> Result<i64, WireErr
             message,
             reason: format!("{field:?} must be an integer in the int64 range, found {n}"),
         }),
-        other => Err(WireError::Json {
-            message,
-            reason: format!("{field:?} must be an integer, found {}", kind(other)),
-        }),
+        other => {
+            Err(WireError::Json { message, reason: format!("{field:?} must be an integer, found {}", kind(other)) })
+        }
     }
 }
 
@@ -361,10 +334,9 @@ fn json_list(v: Value, message: &'static str, field: &str) -> Result<Vec<String>
                 }),
             })
             .collect(),
-        other => Err(WireError::Json {
-            message,
-            reason: format!("{field:?} must be an array, found {}", kind(&other)),
-        }),
+        other => {
+            Err(WireError::Json { message, reason: format!("{field:?} must be an array, found {}", kind(&other)) })
+        }
     }
 }
 
@@ -418,9 +390,7 @@ impl ProtocolMessage for StreamHeader {
     }
 
     fn to_xlang(&self) -> Vec<u8> {
-        let mut w = XlangWriter::with_capacity(
-            64 + self.service.len() + self.method.len() + self.call_id.len(),
-        );
+        let mut w = XlangWriter::with_capacity(64 + self.service.len() + self.method.len() + self.call_id.len());
         w.write_struct_root(&STREAM_HEADER_TYPE);
         w.write_var_i64(self.deadline_epoch_ms);
         w.write_var_i64(self.serialization_mode);
@@ -509,13 +479,7 @@ impl ProtocolMessage for CallHeader {
         let metadata_keys = r.read_string_list()?;
         let metadata_values = r.read_string_list()?;
         finish(&r)?;
-        Ok(CallHeader {
-            method,
-            call_id,
-            deadline_epoch_ms,
-            metadata_keys,
-            metadata_values,
-        })
+        Ok(CallHeader { method, call_id, deadline_epoch_ms, metadata_keys, metadata_values })
     }
 }
 
@@ -566,12 +530,7 @@ impl ProtocolMessage for RpcStatus {
         let detail_keys = r.read_string_list()?;
         let detail_values = r.read_string_list()?;
         finish(&r)?;
-        Ok(RpcStatus {
-            code,
-            message,
-            detail_keys,
-            detail_values,
-        })
+        Ok(RpcStatus { code, message, detail_keys, detail_values })
     }
 }
 
@@ -586,20 +545,11 @@ mod tests {
     use crate::wire::xlang::struct_hash;
 
     fn strs(v: &serde_json::Value) -> Vec<String> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s.as_str().unwrap().to_owned())
-            .collect()
+        v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect()
     }
 
     /// Encodes `value` both ways, compares with the reference bytes, decodes them back.
-    fn check_both<T: ProtocolMessage + PartialEq + std::fmt::Debug>(
-        value: &T,
-        xlang: &[u8],
-        json: &[u8],
-        name: &str,
-    ) {
+    fn check_both<T: ProtocolMessage + PartialEq + std::fmt::Debug>(value: &T, xlang: &[u8], json: &[u8], name: &str) {
         assert_eq!(value.to_xlang(), xlang, "xlang {name}");
         assert_eq!(value.to_json(), json, "json {name}");
         assert_eq!(&T::from_xlang(xlang).unwrap(), value, "{name}");
@@ -614,10 +564,8 @@ mod tests {
 
     #[test]
     fn protocol_payload_vectors() {
-        let doc: serde_json::Value = serde_json::from_slice(&read(
-            "reference/conformance/vectors/protocol-payloads.json",
-        ))
-        .unwrap();
+        let doc: serde_json::Value =
+            serde_json::from_slice(&read("reference/conformance/vectors/protocol-payloads.json")).unwrap();
         let vectors = doc["vectors"].as_array().unwrap();
         assert_eq!(vectors.len(), 10);
         for v in vectors {
@@ -668,21 +616,12 @@ mod tests {
     #[test]
     fn protocol_reference_section_5_4_vectors() {
         let ok = RpcStatus::ok();
-        assert_eq!(
-            ok.to_xlang(),
-            hex("02ff1d08016c1299220e0256785626026a245353ca9f00000000")
-        );
+        assert_eq!(ok.to_xlang(), hex("02ff1d08016c1299220e0256785626026a245353ca9f00000000"));
         assert_eq!(ok.to_xlang().len(), 26);
-        let nf = RpcStatus {
-            code: 5,
-            message: "service Echo not found".into(),
-            ..RpcStatus::default()
-        };
+        let nf = RpcStatus { code: 5, message: "service Echo not found".into(), ..RpcStatus::default() };
         assert_eq!(
             nf.to_xlang(),
-            hex(
-                "02ff1d08016c1299220e0256785626026a245353ca9f0a5873657276696365204563686f206e6f7420666f756e640000"
-            )
+            hex("02ff1d08016c1299220e0256785626026a245353ca9f0a5873657276696365204563686f206e6f7420666f756e640000")
         );
         let h = StreamHeader {
             service: "Echo".into(),
@@ -701,10 +640,7 @@ mod tests {
         assert_eq!(struct_hash(CALL_HEADER_FINGERPRINT), CALL_HEADER_HASH);
         assert_eq!(struct_hash(RPC_STATUS_FINGERPRINT), RPC_STATUS_HASH);
         // the JSON trailer of the reference (verified against 0.1.2)
-        assert_eq!(
-            ok.to_json(),
-            br#"{"code":0,"message":"","detailKeys":[],"detailValues":[]}"#
-        );
+        assert_eq!(ok.to_json(), br#"{"code":0,"message":"","detailKeys":[],"detailValues":[]}"#);
     }
 
     /// Generated with pyfory 0.16.0 from dataclasses shaped like aster 0.1.2's protocol types
@@ -721,10 +657,8 @@ mod tests {
             metadata_keys: vec!["k1".into(), "ключ".into()],
             metadata_values: vec!["v1".into(), "x😀y".into()],
         };
-        let b = hex(
-            "02ff1d08016c129922120476538900ce9c801922a40518de01060e1e69642df09f988011b965d56c1c53e972\
-             76696365020c086b31213a043b044e044704020c0876311a78f09f988079",
-        );
+        let b = hex("02ff1d08016c129922120476538900ce9c801922a40518de01060e1e69642df09f988011b965d56c1c53e972\
+             76696365020c086b31213a043b044e044704020c0876311a78f09f988079");
         assert_eq!(sh.to_xlang(), b);
         assert_eq!(StreamHeader::from_xlang(&b).unwrap(), sh);
         assert_eq!(sh.mode(), Some(SerializationMode::Json));
@@ -735,9 +669,7 @@ mod tests {
             serialization_mode: -1,
             ..StreamHeader::default()
         };
-        let b = hex(
-            "02ff1d08016c129922120476538900ce9c801922a40518defeffffffffffffffff01ffffffffffffffffff0000000000",
-        );
+        let b = hex("02ff1d08016c129922120476538900ce9c801922a40518defeffffffffffffffff01ffffffffffffffffff0000000000");
         assert_eq!(extremes.to_xlang(), b);
         assert_eq!(StreamHeader::from_xlang(&b).unwrap(), extremes);
         assert_eq!(extremes.mode(), None);
@@ -749,9 +681,8 @@ mod tests {
             metadata_keys: vec!["a".into(), "b".into(), "c".into()],
             metadata_values: vec!["1".into(), "2".into(), "3".into()],
         };
-        let b = hex(
-            "02ff1d08016c1299221002380165c22001888871258679d0bfe68bd9630463086de9030c046104620463030c043104320433",
-        );
+        let b =
+            hex("02ff1d08016c1299221002380165c22001888871258679d0bfe68bd9630463086de9030c046104620463030c043104320433");
         assert_eq!(ch.to_xlang(), b);
         assert_eq!(CallHeader::from_xlang(&b).unwrap(), ch);
 
@@ -761,10 +692,8 @@ mod tests {
             detail_keys: vec!["unexpected_fields".into(), "location".into()],
             detail_values: vec!["x,y".into(), "request".into()],
         };
-        let b = hex(
-            "02ff1d08016c1299220e0256785626026a245353ca9fca013c62616420226a736f6e220a09746162020c44756e\
-             65787065637465645f6669656c6473206c6f636174696f6e020c0c782c791c72657175657374",
-        );
+        let b = hex("02ff1d08016c1299220e0256785626026a245353ca9fca013c62616420226a736f6e220a09746162020c44756e\
+             65787065637465645f6669656c6473206c6f636174696f6e020c0c782c791c72657175657374");
         assert_eq!(rs.to_xlang(), b);
         assert_eq!(RpcStatus::from_xlang(&b).unwrap(), rs);
         assert_eq!(
@@ -784,11 +713,7 @@ mod tests {
             ('😀', "82ee05", hex("f09f9880")),
         ] {
             let message: String = std::iter::repeat_n(c, 6000).collect();
-            let s = RpcStatus {
-                code: 13,
-                message: message.clone(),
-                ..RpcStatus::default()
-            };
+            let s = RpcStatus { code: 13, message: message.clone(), ..RpcStatus::default() };
             let mut expected = prefix.clone();
             expected.extend(hex(header));
             for _ in 0..6000 {
@@ -817,10 +742,7 @@ mod tests {
         assert_eq!(rs.code, 7);
         assert_eq!(rs.message, "missing role: admin");
         assert_eq!((rs.detail_keys.len(), rs.detail_values.len()), (32, 32));
-        assert_eq!(
-            (rs.detail_keys[31].as_str(), rs.detail_values[31].as_str()),
-            ("k31", "v31")
-        );
+        assert_eq!((rs.detail_keys[31].as_str(), rs.detail_values[31].as_str()), ("k31", "v31"));
         let back = rs.to_status();
         assert_eq!(back.code(), Code::PermissionDenied);
         assert_eq!(back.details().len(), 32);
@@ -852,29 +774,20 @@ mod tests {
     #[test]
     fn json_escaping_matches_python() {
         // python3: json.dumps("\x7f\x00\x1f\b\f\n\r\t\"\\/é日😀\u2028", separators=(",", ":"))
-        let s = RpcStatus {
-            message: "\u{7f}\u{0}\u{1f}\u{8}\u{c}\n\r\t\"\\/é日😀\u{2028}".into(),
-            ..RpcStatus::ok()
-        };
+        let s =
+            RpcStatus { message: "\u{7f}\u{0}\u{1f}\u{8}\u{c}\n\r\t\"\\/é日😀\u{2028}".into(), ..RpcStatus::ok() };
         let expected = concat!(
             r#"{"code":0,"message":"\u007f\u0000\u001f\b\f\n\r\t\"\\/\u00e9\u65e5\ud83d\ude00\u2028","#,
             r#""detailKeys":[],"detailValues":[]}"#
         );
         assert_eq!(String::from_utf8(s.to_json()).unwrap(), expected);
         assert_eq!(RpcStatus::from_json(expected.as_bytes()).unwrap(), s);
-        let h = CallHeader {
-            method: "add".into(),
-            ..CallHeader::default()
-        };
+        let h = CallHeader { method: "add".into(), ..CallHeader::default() };
         assert_eq!(
             h.to_json(),
             br#"{"method":"add","callId":"","deadlineEpochMs":0,"metadataKeys":[],"metadataValues":[]}"#
         );
-        let h = StreamHeader {
-            version: -5,
-            deadline_epoch_ms: i64::MIN,
-            ..StreamHeader::default()
-        };
+        let h = StreamHeader { version: -5, deadline_epoch_ms: i64::MIN, ..StreamHeader::default() };
         assert_eq!(StreamHeader::from_json(&h.to_json()).unwrap(), h);
     }
 
@@ -884,30 +797,12 @@ mod tests {
         assert_eq!(RpcStatus::from_json(b"{}").unwrap(), RpcStatus::ok());
         assert_eq!(
             RpcStatus::from_json(br#" { "message" : "m", "code": 3, "code": 4 } "#).unwrap(),
-            RpcStatus {
-                code: 4,
-                message: "m".into(),
-                ..RpcStatus::ok()
-            }
+            RpcStatus { code: 4, message: "m".into(), ..RpcStatus::ok() }
         );
-        assert_eq!(
-            StreamHeader::from_json(br#"{"service":"S"}"#)
-                .unwrap()
-                .service,
-            "S"
-        );
+        assert_eq!(StreamHeader::from_json(br#"{"service":"S"}"#).unwrap().service, "S");
         let unknown = StreamHeader::from_json(br#"{"service":"S","sessionId":1}"#).unwrap_err();
-        assert_eq!(
-            unknown,
-            WireError::UnknownField {
-                message: "StreamHeader",
-                field: "sessionId".into()
-            }
-        );
-        assert_eq!(
-            unknown.to_string(),
-            "unknown field \"sessionId\" in JSON StreamHeader"
-        );
+        assert_eq!(unknown, WireError::UnknownField { message: "StreamHeader", field: "sessionId".into() });
+        assert_eq!(unknown.to_string(), "unknown field \"sessionId\" in JSON StreamHeader");
         // v0.2 header fields and snake_case names are unknown here
         assert!(StreamHeader::from_json(br#"{"deadline":5}"#).is_err());
         assert!(CallHeader::from_json(br#"{"call_id":""}"#).is_err());
@@ -938,23 +833,9 @@ mod tests {
         ];
         for b in bad {
             let e = RpcStatus::from_json(b).unwrap_err();
-            assert!(
-                matches!(
-                    e,
-                    WireError::Json {
-                        message: "RpcStatus",
-                        ..
-                    }
-                ),
-                "{e}"
-            );
+            assert!(matches!(e, WireError::Json { message: "RpcStatus", .. }), "{e}");
         }
-        assert_eq!(
-            RpcStatus::from_json(b"{\"code\":-9223372036854775808}")
-                .unwrap()
-                .code,
-            i64::MIN
-        );
+        assert_eq!(RpcStatus::from_json(b"{\"code\":-9223372036854775808}").unwrap().code, i64::MIN);
     }
 
     #[test]
@@ -975,15 +856,9 @@ mod tests {
         // trailing bytes
         let mut long = good.clone();
         long.push(0);
-        assert_eq!(
-            StreamHeader::from_xlang(&long),
-            Err(WireError::Xlang(XlangError::TrailingBytes(1)))
-        );
+        assert_eq!(StreamHeader::from_xlang(&long), Err(WireError::Xlang(XlangError::TrailingBytes(1))));
         // other protocol types
-        assert!(matches!(
-            RpcStatus::from_xlang(&good),
-            Err(WireError::Xlang(XlangError::TypeMismatch { .. }))
-        ));
+        assert!(matches!(RpcStatus::from_xlang(&good), Err(WireError::Xlang(XlangError::TypeMismatch { .. }))));
         assert!(matches!(
             CallHeader::from_xlang(&RpcStatus::ok().to_xlang()),
             Err(WireError::Xlang(XlangError::TypeMismatch { .. }))
@@ -991,40 +866,19 @@ mod tests {
         // bad hash
         let mut bad_hash = RpcStatus::ok().to_xlang();
         bad_hash[18] ^= 1;
-        assert!(matches!(
-            RpcStatus::from_xlang(&bad_hash),
-            Err(WireError::Xlang(XlangError::HashMismatch { .. }))
-        ));
+        assert!(matches!(RpcStatus::from_xlang(&bad_hash), Err(WireError::Xlang(XlangError::HashMismatch { .. }))));
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (hex("03ff1d"), "null root"),
             (hex("01"), "non-xlang"),
             (hex("02ff1e"), "compatible struct"),
             (hex("02ff15"), "string root"),
             (hex("02ff1d08066c129922"), "bad meta-string encoding"),
-            (
-                hex("02ff1d08016c1299220e0256785626026a245353ca9fffffffffffffffffffff"),
-                "bad varint then junk",
-            ),
-            (
-                hex("02ff1d08016c1299220e0256785626026a245353ca9f000b00000000"),
-                "string encoding 3",
-            ),
-            (
-                hex("02ff1d08016c1299220e0256785626026a245353ca9f0006ff0000"),
-                "invalid UTF-8",
-            ),
-            (
-                hex("02ff1d08016c1299220e0256785626026a245353ca9f000900d80000"),
-                "lone surrogate",
-            ),
-            (
-                hex("02ff1d08016c1299220e0256785626026a245353ca9f0000ffffffff0f0c0000"),
-                "absurd list count",
-            ),
-            (
-                hex("02ff1d08016c1299220e0256785626026a245353ca9f0000010cfc0000"),
-                "string longer than input",
-            ),
+            (hex("02ff1d08016c1299220e0256785626026a245353ca9fffffffffffffffffffff"), "bad varint then junk"),
+            (hex("02ff1d08016c1299220e0256785626026a245353ca9f000b00000000"), "string encoding 3"),
+            (hex("02ff1d08016c1299220e0256785626026a245353ca9f0006ff0000"), "invalid UTF-8"),
+            (hex("02ff1d08016c1299220e0256785626026a245353ca9f000900d80000"), "lone surrogate"),
+            (hex("02ff1d08016c1299220e0256785626026a245353ca9f0000ffffffff0f0c0000"), "absurd list count"),
+            (hex("02ff1d08016c1299220e0256785626026a245353ca9f0000010cfc0000"), "string longer than input"),
         ];
         for (b, what) in cases {
             assert!(RpcStatus::from_xlang(&b).is_err(), "{what}");
@@ -1098,10 +952,7 @@ mod tests {
         assert_eq!(calls, 5);
         assert!(trailers >= 10, "{trailers}");
 
-        let h = StreamHeader::from_xlang(
-            &frames_of("unary_assign_task_deadline_metadata.c2s.bin")[0].payload,
-        )
-        .unwrap();
+        let h = StreamHeader::from_xlang(&frames_of("unary_assign_task_deadline_metadata.c2s.bin")[0].payload).unwrap();
         assert_eq!(
             h,
             StreamHeader {
@@ -1117,19 +968,13 @@ mod tests {
         );
         let session = frames_of("session_TaskSession_all_patterns.c2s.bin");
         let h = StreamHeader::from_xlang(&session[0].payload).unwrap();
-        assert_eq!(
-            (h.service.as_str(), h.method.as_str(), h.call_id.len()),
-            ("TaskSession", "", 36)
-        );
+        assert_eq!((h.service.as_str(), h.method.as_str(), h.call_id.len()), ("TaskSession", "", 36));
         let methods: Vec<String> = session
             .iter()
             .filter(|f| f.has(flags::CALL))
             .map(|f| CallHeader::from_xlang(&f.payload).unwrap().method)
             .collect();
-        assert_eq!(
-            methods,
-            ["open_task", "open_task", "history", "add_steps", "chat"].map(String::from)
-        );
+        assert_eq!(methods, ["open_task", "open_task", "history", "add_steps", "chat"].map(String::from));
         // client end-of-input trailers in the session stream are OK statuses
         for f in session.iter().filter(|f| f.has(flags::TRAILER)) {
             assert_eq!(RpcStatus::from_xlang(&f.payload).unwrap(), RpcStatus::ok());
@@ -1138,10 +983,7 @@ mod tests {
         assert_eq!(err.len(), 1);
         let st = RpcStatus::from_xlang(&err[0].payload).unwrap().to_status();
         assert_eq!(st.code(), Code::Unimplemented);
-        assert_eq!(
-            st.message(),
-            "Method 'TaskManager.no_such_method' not implemented"
-        );
+        assert_eq!(st.message(), "Method 'TaskManager.no_such_method' not implemented");
     }
 
     #[test]
@@ -1162,13 +1004,7 @@ mod tests {
         assert_eq!(h.mode(), Some(SerializationMode::Json));
         // our (and aster's codec's) compact form differs only in the separators
         let spaced = String::from_utf8(c2s[0].payload.to_vec()).unwrap();
-        assert_eq!(
-            h.to_json(),
-            spaced
-                .replace(", \"", ",\"")
-                .replace("\": ", "\":")
-                .into_bytes()
-        );
+        assert_eq!(h.to_json(), spaced.replace(", \"", ",\"").replace("\": ", "\":").into_bytes());
         assert_eq!(StreamHeader::from_json(&h.to_json()).unwrap(), h);
 
         let s2c = frames_of("json_mode_unary.s2c.bin");
@@ -1183,14 +1019,8 @@ mod tests {
     #[test]
     fn wire_error_display() {
         let e = WireError::from(XlangError::TrailingBytes(2));
-        assert_eq!(
-            e.to_string(),
-            "invalid XLANG protocol message: 2 trailing byte(s) after the Fory message"
-        );
+        assert_eq!(e.to_string(), "invalid XLANG protocol message: 2 trailing byte(s) after the Fory message");
         let e = RpcStatus::from_json(b"[1]").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "invalid JSON RpcStatus: expected an object, found an array"
-        );
+        assert_eq!(e.to_string(), "invalid JSON RpcStatus: expected an object, found an array");
     }
 }

@@ -114,16 +114,11 @@ pub fn validate_name(kind: &str, name: &str) -> Result<(), Status> {
 /// (4096 chars in all, cut at a char boundary).
 pub fn truncate_status_message(message: &str) -> Cow<'_, str> {
     // fast path: a string of at most MAX chars bytes has at most MAX chars
-    if message.len() <= MAX_STATUS_MESSAGE_CHARS
-        || message.chars().count() <= MAX_STATUS_MESSAGE_CHARS
-    {
+    if message.len() <= MAX_STATUS_MESSAGE_CHARS || message.chars().count() <= MAX_STATUS_MESSAGE_CHARS {
         return Cow::Borrowed(message);
     }
     let keep = MAX_STATUS_MESSAGE_CHARS - 3;
-    let cut = message
-        .char_indices()
-        .nth(keep)
-        .map_or(message.len(), |(i, _)| i);
+    let cut = message.char_indices().nth(keep).map_or(message.len(), |(i, _)| i);
     let mut s = String::with_capacity(cut + 3);
     s.push_str(&message[..cut]);
     s.push_str("...");
@@ -147,18 +142,10 @@ mod tests {
         assert_eq!(MAX_HANDLER_TIMEOUT, Duration::from_secs(300));
         assert_eq!(MAX_CLIENT_STREAM_ITEMS, 100_000);
         assert_eq!(
-            (
-                MAX_METADATA_ENTRIES,
-                MAX_METADATA_TOTAL_BYTES,
-                MAX_METADATA_KEY_BYTES,
-                MAX_METADATA_VALUE_BYTES
-            ),
+            (MAX_METADATA_ENTRIES, MAX_METADATA_TOTAL_BYTES, MAX_METADATA_KEY_BYTES, MAX_METADATA_VALUE_BYTES),
             (64, 8192, 256, 4096)
         );
-        assert_eq!(
-            (MAX_STATUS_MESSAGE_CHARS, MAX_STATUS_DETAILS, MAX_NAME_BYTES),
-            (4096, 32, 256)
-        );
+        assert_eq!((MAX_STATUS_MESSAGE_CHARS, MAX_STATUS_DETAILS, MAX_NAME_BYTES), (4096, 32, 256));
         assert_eq!(COMPRESSION_THRESHOLD, 4096);
         assert_eq!(DEADLINE_SKEW_MS, 5000);
     }
@@ -180,40 +167,16 @@ mod tests {
     fn metadata_violations_name_the_limit() {
         let cases: Vec<(Vec<String>, Vec<String>, &str)> = vec![
             (vec!["a".into()], vec![], "differ in length"),
-            (
-                strings(65, |i| format!("k{i}")),
-                strings(65, |i| format!("v{i}")),
-                "MAX_METADATA_ENTRIES",
-            ),
-            (
-                vec!["k".repeat(257)],
-                vec!["v".into()],
-                "MAX_METADATA_KEY_BYTES",
-            ),
-            (
-                vec!["é".repeat(129)],
-                vec!["v".into()],
-                "MAX_METADATA_KEY_BYTES",
-            ),
-            (
-                vec!["k".into()],
-                vec!["v".repeat(4097)],
-                "MAX_METADATA_VALUE_BYTES",
-            ),
-            (
-                strings(3, |i| format!("k{i}")),
-                strings(3, |_| "v".repeat(4000)),
-                "MAX_METADATA_TOTAL_BYTES",
-            ),
+            (strings(65, |i| format!("k{i}")), strings(65, |i| format!("v{i}")), "MAX_METADATA_ENTRIES"),
+            (vec!["k".repeat(257)], vec!["v".into()], "MAX_METADATA_KEY_BYTES"),
+            (vec!["é".repeat(129)], vec!["v".into()], "MAX_METADATA_KEY_BYTES"),
+            (vec!["k".into()], vec!["v".repeat(4097)], "MAX_METADATA_VALUE_BYTES"),
+            (strings(3, |i| format!("k{i}")), strings(3, |_| "v".repeat(4000)), "MAX_METADATA_TOTAL_BYTES"),
         ];
         for (k, v, needle) in cases {
             let err = validate_metadata(&k, &v).unwrap_err();
             assert_eq!(err.code(), Code::InvalidArgument);
-            assert!(
-                err.message().contains(needle),
-                "{needle}: {}",
-                err.message()
-            );
+            assert!(err.message().contains(needle), "{needle}: {}", err.message());
         }
     }
 

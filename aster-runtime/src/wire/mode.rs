@@ -17,12 +17,8 @@ pub enum SerializationMode {
 
 impl SerializationMode {
     /// All modes, in wire-value order.
-    pub const ALL: [SerializationMode; 4] = [
-        SerializationMode::Xlang,
-        SerializationMode::Native,
-        SerializationMode::Row,
-        SerializationMode::Json,
-    ];
+    pub const ALL: [SerializationMode; 4] =
+        [SerializationMode::Xlang, SerializationMode::Native, SerializationMode::Row, SerializationMode::Json];
 
     /// The wire value (0..=3).
     pub fn as_i64(self) -> i64 {

@@ -157,11 +157,7 @@ macro_rules! ctor {
 impl Status {
     /// A status with `code` and `message` and no details.
     pub fn new(code: Code, message: impl Into<String>) -> Status {
-        Status {
-            code,
-            message: message.into(),
-            details: Vec::new(),
-        }
+        Status { code, message: message.into(), details: Vec::new() }
     }
 
     /// The OK status (empty message).
@@ -229,10 +225,7 @@ impl Status {
 
     /// The value of the first detail entry named `key`.
     pub fn detail(&self, key: &str) -> Option<&str> {
-        self.details
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.details.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// True for `Code::Ok`.
@@ -243,11 +236,7 @@ impl Status {
 
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.message.is_empty() {
-            write!(f, "{}", self.code)
-        } else {
-            write!(f, "{}: {}", self.code, self.message)
-        }
+        if self.message.is_empty() { write!(f, "{}", self.code) } else { write!(f, "{}: {}", self.code, self.message) }
     }
 }
 

@@ -192,9 +192,7 @@ pub const TYPENAME_SPECIAL_CHARS: (char, char) = ('$', '_');
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum XlangError {
     /// The input ended before a value was complete.
-    #[error(
-        "truncated Fory data: needed {needed} byte(s) at offset {offset}, {available} available"
-    )]
+    #[error("truncated Fory data: needed {needed} byte(s) at offset {offset}, {available} available")]
     Truncated {
         /// Offset of the value being read.
         offset: usize,
@@ -303,19 +301,11 @@ pub fn murmurhash3_x64_128(data: &[u8], seed: u32) -> (u64, u64) {
 
         k1 = k1.wrapping_mul(C1).rotate_left(31).wrapping_mul(C2);
         h1 ^= k1;
-        h1 = h1
-            .rotate_left(27)
-            .wrapping_add(h2)
-            .wrapping_mul(5)
-            .wrapping_add(0x52dc_e729);
+        h1 = h1.rotate_left(27).wrapping_add(h2).wrapping_mul(5).wrapping_add(0x52dc_e729);
 
         k2 = k2.wrapping_mul(C2).rotate_left(33).wrapping_mul(C1);
         h2 ^= k2;
-        h2 = h2
-            .rotate_left(31)
-            .wrapping_add(h1)
-            .wrapping_mul(5)
-            .wrapping_add(0x3849_5ab5);
+        h2 = h2.rotate_left(31).wrapping_add(h1).wrapping_mul(5).wrapping_add(0x3849_5ab5);
     }
 
     let tail = blocks.remainder();
@@ -448,10 +438,7 @@ pub struct MetaString {
 impl MetaString {
     /// The empty meta string (UTF-8, no bytes).
     pub fn empty() -> MetaString {
-        MetaString {
-            encoding: MetaStringEncoding::Utf8,
-            bytes: Vec::new(),
-        }
+        MetaString { encoding: MetaStringEncoding::Utf8, bytes: Vec::new() }
     }
 
     /// A meta string from its wire parts (no validation; [`MetaString::decode`] checks).
@@ -498,28 +485,16 @@ impl MetaString {
     }
 
     /// Encodes `s` with a given encoding; errors if a char is not representable.
-    pub fn encode_with(
-        s: &str,
-        encoding: MetaStringEncoding,
-        special: (char, char),
-    ) -> Result<MetaString, XlangError> {
+    pub fn encode_with(s: &str, encoding: MetaStringEncoding, special: (char, char)) -> Result<MetaString, XlangError> {
         if s.is_empty() {
             return Ok(MetaString::empty());
         }
         let values: Vec<u8> = match encoding {
             MetaStringEncoding::Utf8 => {
-                return Ok(MetaString {
-                    encoding,
-                    bytes: s.as_bytes().to_vec(),
-                });
+                return Ok(MetaString { encoding, bytes: s.as_bytes().to_vec() });
             }
-            MetaStringEncoding::LowerSpecial => s
-                .chars()
-                .map(lower_special_value)
-                .collect::<Result<_, _>>()?,
-            MetaStringEncoding::FirstToLowerSpecial
-                if !s.starts_with(|c: char| c.is_ascii_uppercase()) =>
-            {
+            MetaStringEncoding::LowerSpecial => s.chars().map(lower_special_value).collect::<Result<_, _>>()?,
+            MetaStringEncoding::FirstToLowerSpecial if !s.starts_with(|c: char| c.is_ascii_uppercase()) => {
                 return Err(XlangError::InvalidMetaString(format!(
                     "{s:?} does not start with an upper-case letter (FIRST_TO_LOWER_SPECIAL)"
                 )));
@@ -541,20 +516,12 @@ impl MetaString {
                 }
                 v
             }
-            MetaStringEncoding::LowerUpperDigitSpecial => s
-                .chars()
-                .map(|c| lower_upper_digit_special_value(c, special))
-                .collect::<Result<_, _>>()?,
+            MetaStringEncoding::LowerUpperDigitSpecial => {
+                s.chars().map(|c| lower_upper_digit_special_value(c, special)).collect::<Result<_, _>>()?
+            }
         };
-        let bits = if encoding == MetaStringEncoding::LowerUpperDigitSpecial {
-            6
-        } else {
-            5
-        };
-        Ok(MetaString {
-            encoding,
-            bytes: pack_bits(&values, bits),
-        })
+        let bits = if encoding == MetaStringEncoding::LowerUpperDigitSpecial { 6 } else { 5 };
+        Ok(MetaString { encoding, bytes: pack_bits(&values, bits) })
     }
 
     /// The encoding.
@@ -578,35 +545,29 @@ impl MetaString {
             return Ok(String::new());
         }
         match self.encoding {
-            MetaStringEncoding::Utf8 => String::from_utf8(self.bytes.clone())
-                .map_err(|_| XlangError::InvalidMetaString("invalid UTF-8".into())),
-            MetaStringEncoding::LowerSpecial => unpack_bits(&self.bytes, 5)?
-                .into_iter()
-                .map(lower_special_char)
-                .collect(),
+            MetaStringEncoding::Utf8 => {
+                String::from_utf8(self.bytes.clone()).map_err(|_| XlangError::InvalidMetaString("invalid UTF-8".into()))
+            }
+            MetaStringEncoding::LowerSpecial => {
+                unpack_bits(&self.bytes, 5)?.into_iter().map(lower_special_char).collect()
+            }
             MetaStringEncoding::FirstToLowerSpecial => {
-                let mut s: String = unpack_bits(&self.bytes, 5)?
-                    .into_iter()
-                    .map(lower_special_char)
-                    .collect::<Result<_, _>>()?;
+                let mut s: String =
+                    unpack_bits(&self.bytes, 5)?.into_iter().map(lower_special_char).collect::<Result<_, _>>()?;
                 if let Some(first) = s.get_mut(0..1) {
                     first.make_ascii_uppercase();
                 }
                 Ok(s)
             }
             MetaStringEncoding::AllToLowerSpecial => {
-                let raw: Vec<char> = unpack_bits(&self.bytes, 5)?
-                    .into_iter()
-                    .map(lower_special_char)
-                    .collect::<Result<_, _>>()?;
+                let raw: Vec<char> =
+                    unpack_bits(&self.bytes, 5)?.into_iter().map(lower_special_char).collect::<Result<_, _>>()?;
                 let mut out = String::with_capacity(raw.len());
                 let mut it = raw.into_iter();
                 while let Some(c) = it.next() {
                     if c == '|' {
                         let next = it.next().ok_or_else(|| {
-                            XlangError::InvalidMetaString(
-                                "dangling '|' in ALL_TO_LOWER_SPECIAL".into(),
-                            )
+                            XlangError::InvalidMetaString("dangling '|' in ALL_TO_LOWER_SPECIAL".into())
                         })?;
                         out.push(next.to_ascii_uppercase());
                     } else {
@@ -615,10 +576,9 @@ impl MetaString {
                 }
                 Ok(out)
             }
-            MetaStringEncoding::LowerUpperDigitSpecial => unpack_bits(&self.bytes, 6)?
-                .into_iter()
-                .map(|v| lower_upper_digit_special_char(v, special))
-                .collect(),
+            MetaStringEncoding::LowerUpperDigitSpecial => {
+                unpack_bits(&self.bytes, 6)?.into_iter().map(|v| lower_upper_digit_special_char(v, special)).collect()
+            }
         }
     }
 
@@ -687,9 +647,7 @@ fn lower_special_value(c: char) -> Result<u8, XlangError> {
         '_' => Ok(27),
         '$' => Ok(28),
         '|' => Ok(29),
-        _ => Err(XlangError::InvalidMetaString(format!(
-            "{c:?} is not LOWER_SPECIAL"
-        ))),
+        _ => Err(XlangError::InvalidMetaString(format!("{c:?} is not LOWER_SPECIAL"))),
     }
 }
 
@@ -700,9 +658,7 @@ fn lower_special_char(v: u8) -> Result<char, XlangError> {
         27 => Ok('_'),
         28 => Ok('$'),
         29 => Ok('|'),
-        _ => Err(XlangError::InvalidMetaString(format!(
-            "invalid LOWER_SPECIAL value {v}"
-        ))),
+        _ => Err(XlangError::InvalidMetaString(format!("invalid LOWER_SPECIAL value {v}"))),
     }
 }
 
@@ -713,9 +669,7 @@ fn lower_upper_digit_special_value(c: char, special: (char, char)) -> Result<u8,
         '0'..='9' => Ok(52 + (c as u8 - b'0')),
         _ if c == special.0 => Ok(62),
         _ if c == special.1 => Ok(63),
-        _ => Err(XlangError::InvalidMetaString(format!(
-            "{c:?} is not LOWER_UPPER_DIGIT_SPECIAL"
-        ))),
+        _ => Err(XlangError::InvalidMetaString(format!("{c:?} is not LOWER_UPPER_DIGIT_SPECIAL"))),
     }
 }
 
@@ -726,9 +680,7 @@ fn lower_upper_digit_special_char(v: u8, special: (char, char)) -> Result<char, 
         52..=61 => Ok(char::from(b'0' + (v - 52))),
         62 => Ok(special.0),
         63 => Ok(special.1),
-        _ => Err(XlangError::InvalidMetaString(format!(
-            "invalid LOWER_UPPER_DIGIT_SPECIAL value {v}"
-        ))),
+        _ => Err(XlangError::InvalidMetaString(format!("invalid LOWER_UPPER_DIGIT_SPECIAL value {v}"))),
     }
 }
 
@@ -799,11 +751,7 @@ impl NamedStructType {
     }
 
     /// A type whose hash is [`struct_hash`] of `fingerprint`.
-    pub fn from_fingerprint(
-        namespace: &str,
-        typename: &str,
-        fingerprint: &str,
-    ) -> Result<NamedStructType, XlangError> {
+    pub fn from_fingerprint(namespace: &str, typename: &str, fingerprint: &str) -> Result<NamedStructType, XlangError> {
         NamedStructType::new(namespace, typename, struct_hash(fingerprint))
     }
 
@@ -892,10 +840,7 @@ impl XlangWriter {
 
     /// An empty writer with room for `cap` bytes.
     pub fn with_capacity(cap: usize) -> XlangWriter {
-        XlangWriter {
-            buf: Vec::with_capacity(cap),
-            ..XlangWriter::default()
-        }
+        XlangWriter { buf: Vec::with_capacity(cap), ..XlangWriter::default() }
     }
 
     /// The bytes written so far.
@@ -1092,34 +1037,20 @@ impl XlangWriter {
 
     /// Type info of a name-registered type: `type_id`, namespace and typename meta strings,
     /// with pyfory's back-references (one id pair per type; the empty namespace shared).
-    pub fn write_named_type_info(
-        &mut self,
-        type_id: u8,
-        namespace: &MetaString,
-        typename: &MetaString,
-    ) {
+    pub fn write_named_type_info(&mut self, type_id: u8, namespace: &MetaString, typename: &MetaString) {
         self.write_type_id(type_id);
-        if let Some(&(_, _, ns_id, tn_id)) = self
-            .written_types
-            .iter()
-            .find(|(ns, tn, _, _)| ns == namespace && tn == typename)
+        if let Some(&(_, _, ns_id, tn_id)) =
+            self.written_types.iter().find(|(ns, tn, _, _)| ns == namespace && tn == typename)
         {
             self.write_meta_string_ref(ns_id);
             self.write_meta_string_ref(tn_id);
             return;
         }
-        let ns_id = if namespace.is_empty() {
-            self.write_empty_meta_string()
-        } else {
-            self.write_meta_string_full(namespace)
-        };
-        let tn_id = if typename.is_empty() {
-            self.write_empty_meta_string()
-        } else {
-            self.write_meta_string_full(typename)
-        };
-        self.written_types
-            .push((namespace.clone(), typename.clone(), ns_id, tn_id));
+        let ns_id =
+            if namespace.is_empty() { self.write_empty_meta_string() } else { self.write_meta_string_full(namespace) };
+        let tn_id =
+            if typename.is_empty() { self.write_empty_meta_string() } else { self.write_meta_string_full(typename) };
+        self.written_types.push((namespace.clone(), typename.clone(), ns_id, tn_id));
     }
 
     /// `NAMED_STRUCT` type info of `t` followed by its struct hash (what precedes the fields
@@ -1154,11 +1085,7 @@ pub struct XlangReader<'a> {
 impl<'a> XlangReader<'a> {
     /// A reader at the start of `buf`.
     pub fn new(buf: &'a [u8]) -> XlangReader<'a> {
-        XlangReader {
-            buf,
-            pos: 0,
-            meta_strings: Vec::new(),
-        }
+        XlangReader { buf, pos: 0, meta_strings: Vec::new() }
     }
 
     /// Current offset.
@@ -1190,11 +1117,7 @@ impl<'a> XlangReader<'a> {
     }
 
     fn truncated(&self, needed: u64) -> XlangError {
-        XlangError::Truncated {
-            offset: self.pos,
-            needed,
-            available: self.remaining(),
-        }
+        XlangError::Truncated { offset: self.pos, needed, available: self.remaining() }
     }
 
     fn read_array<const N: usize>(&mut self) -> Result<[u8; N], XlangError> {
@@ -1321,35 +1244,24 @@ impl<'a> XlangReader<'a> {
         let size = header >> 2;
         let encoding = header & 0b11;
         if size > self.remaining() as u64 {
-            let e = XlangError::Truncated {
-                offset,
-                needed: size,
-                available: self.remaining(),
-            };
+            let e = XlangError::Truncated { offset, needed: size, available: self.remaining() };
             self.pos = offset;
             return Err(e);
         }
         let bytes = self.read_bytes(size as usize)?;
-        let invalid = |reason: &str| XlangError::InvalidString {
-            offset,
-            reason: reason.to_owned(),
-        };
+        let invalid = |reason: &str| XlangError::InvalidString { offset, reason: reason.to_owned() };
         match encoding {
             0 => Ok(bytes.iter().map(|&b| char::from(b)).collect()),
             1 => {
                 if bytes.len() % 2 != 0 {
                     return Err(invalid("odd UTF-16 byte length"));
                 }
-                let units = bytes
-                    .chunks_exact(2)
-                    .map(|p| u16::from_le_bytes([p[0], p[1]]));
+                let units = bytes.chunks_exact(2).map(|p| u16::from_le_bytes([p[0], p[1]]));
                 char::decode_utf16(units)
                     .collect::<Result<String, _>>()
                     .map_err(|_| invalid("unpaired UTF-16 surrogate"))
             }
-            2 => std::str::from_utf8(bytes)
-                .map(str::to_owned)
-                .map_err(|_| invalid("invalid UTF-8")),
+            2 => std::str::from_utf8(bytes).map(str::to_owned).map_err(|_| invalid("invalid UTF-8")),
             _ => Err(invalid("unknown string encoding 3")),
         }
     }
@@ -1365,10 +1277,7 @@ impl<'a> XlangReader<'a> {
         let invalid = |reason: String| XlangError::InvalidCollection { offset, reason };
         // every element takes at least one byte, plus the header byte
         if count > self.remaining().saturating_sub(1) {
-            return Err(invalid(format!(
-                "{count} elements announced, only {} byte(s) left",
-                self.remaining()
-            )));
+            return Err(invalid(format!("{count} elements announced, only {} byte(s) left", self.remaining())));
         }
         let flags = self.read_u8()?;
         if flags & 0xf0 != 0 {
@@ -1376,8 +1285,7 @@ impl<'a> XlangReader<'a> {
         }
         let same_type = flags & collection_flags::SAME_TYPE != 0;
         let declared = flags & collection_flags::DECL_ELEMENT_TYPE != 0;
-        let per_elem_flag =
-            flags & (collection_flags::TRACKING_REF | collection_flags::HAS_NULL) != 0;
+        let per_elem_flag = flags & (collection_flags::TRACKING_REF | collection_flags::HAS_NULL) != 0;
         if same_type && !declared {
             self.expect_type_id(type_id::STRING)?;
         }
@@ -1423,11 +1331,7 @@ impl<'a> XlangReader<'a> {
         let offset = self.pos;
         let found = self.read_type_id()?;
         if found != expected {
-            return Err(XlangError::UnexpectedTypeId {
-                offset,
-                expected,
-                found,
-            });
+            return Err(XlangError::UnexpectedTypeId { offset, expected, found });
         }
         Ok(())
     }
@@ -1454,13 +1358,9 @@ impl<'a> XlangReader<'a> {
                 // pyfory uses the hash only as a cache key; its low byte is the encoding.
                 self.read_i64()? as u8
             };
-            let encoding = MetaStringEncoding::from_u8(enc_byte).ok_or_else(|| {
-                XlangError::InvalidMetaString(format!("unknown meta string encoding {enc_byte}"))
-            })?;
-            MetaString {
-                encoding,
-                bytes: self.read_bytes(len)?.to_vec(),
-            }
+            let encoding = MetaStringEncoding::from_u8(enc_byte)
+                .ok_or_else(|| XlangError::InvalidMetaString(format!("unknown meta string encoding {enc_byte}")))?;
+            MetaString { encoding, bytes: self.read_bytes(len)?.to_vec() }
         };
         self.meta_strings.push(ms.clone());
         Ok(ms)
@@ -1484,18 +1384,11 @@ impl<'a> XlangReader<'a> {
         if !same {
             let ns = ns.decode_namespace().unwrap_or_else(|_| "?".into());
             let tn = tn.decode_typename().unwrap_or_else(|_| "?".into());
-            return Err(XlangError::TypeMismatch {
-                expected: t.to_string(),
-                found: format!("{ns}/{tn}"),
-            });
+            return Err(XlangError::TypeMismatch { expected: t.to_string(), found: format!("{ns}/{tn}") });
         }
         let found = self.read_i32()?;
         if found != t.hash {
-            return Err(XlangError::HashMismatch {
-                type_name: t.to_string(),
-                expected: t.hash,
-                found,
-            });
+            return Err(XlangError::HashMismatch { type_name: t.to_string(), expected: t.hash, found });
         }
         Ok(())
     }
@@ -1523,37 +1416,22 @@ mod tests {
     fn murmur3_published_vectors() {
         // Well-known MurmurHash3_x64_128 outputs (seed 0), e.g. Python `mmh3.hash64`.
         assert_eq!(murmurhash3_x64_128(b"", 0), (0, 0));
-        assert_eq!(
-            murmurhash3_x64_128(b"hello", 0),
-            (0xcbd8_a7b3_41bd_9b02, 0x5b1e_906a_48ae_1d19)
-        );
+        assert_eq!(murmurhash3_x64_128(b"hello", 0), (0xcbd8_a7b3_41bd_9b02, 0x5b1e_906a_48ae_1d19));
         assert_eq!(
             murmurhash3_x64_128(b"The quick brown fox jumps over the lazy dog", 0),
             (0xe34b_bc7b_bc07_1b6c, 0x7a43_3ca9_c49a_9347)
         );
         // Seed 47 (Fory), computed with pyfory 0.16's bundled MurmurHash3: tail < 8, = 16, > 16.
-        assert_eq!(
-            murmurhash3_x64_128(b"a", 47),
-            (0x0339_2778_c550_8564, 0xdc12_e038_b4ac_e87d)
-        );
-        assert_eq!(
-            murmurhash3_x64_128(b"0123456789abcdef", 47),
-            (0xbf08_a2cf_6317_e221, 0xf995_df7a_72fd_8d9f)
-        );
-        assert_eq!(
-            murmurhash3_x64_128(b"0123456789abcdefX", 47),
-            (0x7c3c_4bbc_862c_ef3d, 0x616b_0a75_0520_bc99)
-        );
+        assert_eq!(murmurhash3_x64_128(b"a", 47), (0x0339_2778_c550_8564, 0xdc12_e038_b4ac_e87d));
+        assert_eq!(murmurhash3_x64_128(b"0123456789abcdef", 47), (0xbf08_a2cf_6317_e221, 0xf995_df7a_72fd_8d9f));
+        assert_eq!(murmurhash3_x64_128(b"0123456789abcdefX", 47), (0x7c3c_4bbc_862c_ef3d, 0x616b_0a75_0520_bc99));
     }
 
     #[test]
     fn struct_hashes_of_the_protocol_types() {
         let sh = "callId,21,0,0;deadlineEpochMs,7,0,0;metadataKeys,22,0,0;metadataValues,22,0,0;\
                   method,21,0,0;serializationMode,7,0,0;service,21,0,0;version,7,0,0;";
-        assert_eq!(
-            murmurhash3_x64_128(sh.as_bytes(), 47).0,
-            0xbed3_2452_de18_05a4
-        );
+        assert_eq!(murmurhash3_x64_128(sh.as_bytes(), 47).0, 0xbed3_2452_de18_05a4);
         assert_eq!(struct_hash(sh), -568_851_036);
         assert_eq!(struct_hash(sh).to_le_bytes(), [0xa4, 0x05, 0x18, 0xde]);
         let rs = "code,7,0,0;detailKeys,22,0,0;detailValues,22,0,0;message,21,0,0;";
@@ -1562,21 +1440,13 @@ mod tests {
         let ch = "callId,21,0,0;deadlineEpochMs,7,0,0;metadataKeys,22,0,0;metadataValues,22,0,0;method,21,0,0;";
         assert_eq!(struct_hash(ch), 2_038_834_545);
         assert_eq!(struct_hash("name,21,0,0;"), 1_165_743_576);
-        assert_eq!(
-            struct_hash("name,21,0,0;").to_le_bytes(),
-            [0xd8, 0xd5, 0x7b, 0x45]
-        );
+        assert_eq!(struct_hash("name,21,0,0;").to_le_bytes(), [0xd8, 0xd5, 0x7b, 0x45]);
         assert_eq!(struct_hash(""), 47);
     }
 
     #[test]
     fn fingerprint_sorts_by_name() {
-        let f = |name, type_id| FingerprintField {
-            name,
-            type_id,
-            tracking_ref: false,
-            nullable: false,
-        };
+        let f = |name, type_id| FingerprintField { name, type_id, tracking_ref: false, nullable: false };
         let fields = [
             f("version", type_id::VARINT64),
             f("service", type_id::STRING),
@@ -1588,12 +1458,7 @@ mod tests {
             f("deadlineEpochMs", type_id::VARINT64),
         ];
         assert_eq!(struct_hash(&struct_fingerprint(&fields)), -568_851_036);
-        let opt = FingerprintField {
-            name: "b",
-            type_id: 4,
-            tracking_ref: true,
-            nullable: true,
-        };
+        let opt = FingerprintField { name: "b", type_id: 4, tracking_ref: true, nullable: true };
         assert_eq!(struct_fingerprint(&[opt, f("a", 0)]), "a,0,0,0;b,4,1,1;");
         assert_eq!(struct_fingerprint(&[]), "");
     }
@@ -1606,18 +1471,8 @@ mod tests {
         (true, "a.b.c_d", 1, "0341d0b630"),
         (true, "Mixed.NS", 2, "cc42e207f4f600"),
         (true, "n1", 2, "1ba8"),
-        (
-            true,
-            "averyveryverylongnamespacename.x",
-            1,
-            "82a48e2a48e2a48e16e699a06124f0088d0309ab80",
-        ),
-        (
-            true,
-            "xxxxxxxxxxxxxxxxxxxx",
-            1,
-            "5ef7bdef7bdef7bdef7bdef7b8",
-        ),
+        (true, "averyveryverylongnamespacename.x", 1, "82a48e2a48e2a48e16e699a06124f0088d0309ab80"),
+        (true, "xxxxxxxxxxxxxxxxxxxx", 1, "5ef7bdef7bdef7bdef7bdef7b8"),
         (true, "A", 3, "00"),
         (true, "ab$", 1, "003c"),
         (true, "a|b", 1, "03a1"),
@@ -1633,12 +1488,7 @@ mod tests {
         (false, "ABC", 2, "34db80"),
         (false, "T", 3, "4c"),
         (false, "lower_case", 1, "add62476204880"),
-        (
-            false,
-            "AVeryLongTypeNameThatExceedsSixteen",
-            2,
-            "357888b129c68d6b078938060968e026f2e10820695842e98821a0",
-        ),
+        (false, "AVeryLongTypeNameThatExceedsSixteen", 2, "357888b129c68d6b078938060968e026f2e10820695842e98821a0"),
         (false, "Foo.Bar", 0, "466f6f2e426172"),
         (false, "Ab", 3, "8020"),
         (false, "aB", 2, "00d8"),
@@ -1649,23 +1499,15 @@ mod tests {
     #[test]
     fn meta_string_encoding_matches_pyfory() {
         for &(is_ns, text, enc, bytes) in META_VECTORS {
-            let special = if is_ns {
-                NAMESPACE_SPECIAL_CHARS
-            } else {
-                TYPENAME_SPECIAL_CHARS
-            };
+            let special = if is_ns { NAMESPACE_SPECIAL_CHARS } else { TYPENAME_SPECIAL_CHARS };
             let ms = MetaString::encode(text, special).unwrap();
             assert_eq!(ms.encoding().as_u8(), enc, "{text}");
             assert_eq!(ms.bytes(), &hex(bytes)[..], "{text}");
             assert_eq!(ms.decode(special).unwrap(), text);
-            let parsed =
-                MetaString::from_parts(MetaStringEncoding::from_u8(enc).unwrap(), hex(bytes));
+            let parsed = MetaString::from_parts(MetaStringEncoding::from_u8(enc).unwrap(), hex(bytes));
             assert_eq!(parsed.decode(special).unwrap(), text);
         }
-        assert_eq!(
-            MetaString::encode_namespace("").unwrap(),
-            MetaString::empty()
-        );
+        assert_eq!(MetaString::encode_namespace("").unwrap(), MetaString::empty());
         assert_eq!(MetaString::empty().decode_namespace().unwrap(), "");
         // non-ASCII falls back to UTF-8
         let ms = MetaString::encode_typename("Größe").unwrap();
@@ -1677,18 +1519,7 @@ mod tests {
 
     #[test]
     fn meta_string_round_trips_every_encoding() {
-        let texts = [
-            "a",
-            "ab",
-            "abc",
-            "abcdefgh",
-            "abcdefghijklm",
-            "Abcdefgh",
-            "ABcdefgh",
-            "a1",
-            "a_b.c",
-            "x$y",
-        ];
+        let texts = ["a", "ab", "abc", "abcdefgh", "abcdefghijklm", "Abcdefgh", "ABcdefgh", "a1", "a_b.c", "x$y"];
         let encs = [
             MetaStringEncoding::Utf8,
             MetaStringEncoding::LowerSpecial,
@@ -1728,30 +1559,12 @@ mod tests {
         let bad = MetaString::from_parts(MetaStringEncoding::Utf8, vec![0xff]);
         assert!(bad.decode_namespace().is_err());
         // a lone '|' (value 29) at the end of ALL_TO_LOWER_SPECIAL
-        let bar = MetaString::encode_with(
-            "a|",
-            MetaStringEncoding::LowerSpecial,
-            NAMESPACE_SPECIAL_CHARS,
-        )
-        .unwrap();
-        let bad =
-            MetaString::from_parts(MetaStringEncoding::AllToLowerSpecial, bar.bytes().to_vec());
+        let bar = MetaString::encode_with("a|", MetaStringEncoding::LowerSpecial, NAMESPACE_SPECIAL_CHARS).unwrap();
+        let bad = MetaString::from_parts(MetaStringEncoding::AllToLowerSpecial, bar.bytes().to_vec());
         assert!(bad.decode_typename().is_err());
+        assert!(MetaString::encode_with("A", MetaStringEncoding::LowerSpecial, NAMESPACE_SPECIAL_CHARS).is_err());
         assert!(
-            MetaString::encode_with(
-                "A",
-                MetaStringEncoding::LowerSpecial,
-                NAMESPACE_SPECIAL_CHARS
-            )
-            .is_err()
-        );
-        assert!(
-            MetaString::encode_with(
-                "-",
-                MetaStringEncoding::LowerUpperDigitSpecial,
-                NAMESPACE_SPECIAL_CHARS
-            )
-            .is_err()
+            MetaString::encode_with("-", MetaStringEncoding::LowerUpperDigitSpecial, NAMESPACE_SPECIAL_CHARS).is_err()
         );
     }
 
@@ -1759,12 +1572,9 @@ mod tests {
     fn type_info_with_back_references_matches_pyfory() {
         // pyfory 0.16: Outer{a: Inner, b: Any} with namespace "" for both types —
         // the empty namespace is one shared meta string, Inner is back-referenced.
-        let expected =
-            hex("02ff1d000803ba932440147eb35f1d030803a1ad2440c03ec01d021d0307c03ec01d04");
-        let outer = NamedStructType::new("", "Outer", i32::from_le_bytes([0x14, 0x7e, 0xb3, 0x5f]))
-            .unwrap();
-        let inner = NamedStructType::new("", "Inner", i32::from_le_bytes([0xc0, 0x3e, 0xc0, 0x1d]))
-            .unwrap();
+        let expected = hex("02ff1d000803ba932440147eb35f1d030803a1ad2440c03ec01d021d0307c03ec01d04");
+        let outer = NamedStructType::new("", "Outer", i32::from_le_bytes([0x14, 0x7e, 0xb3, 0x5f])).unwrap();
+        let inner = NamedStructType::new("", "Inner", i32::from_le_bytes([0xc0, 0x3e, 0xc0, 0x1d])).unwrap();
         let mut w = XlangWriter::new();
         w.write_struct_root(&outer);
         w.write_struct_type_and_hash(&inner);
@@ -1782,32 +1592,16 @@ mod tests {
         r.expect_end().unwrap();
 
         // Same namespace, two types: pyfory writes the namespace twice (one object per type).
-        let expected = hex(
-            "02ff1d0a014c12530d100803ba9324400558d68902081d0a014c12530d100803a1ad2440c03ec01d06\
-             c03ec01d081d0709c03ec01d021d0709c03ec01d04",
-        );
-        let outer = NamedStructType::new(
-            "taskmgr",
-            "Outer",
-            i32::from_le_bytes([0x05, 0x58, 0xd6, 0x89]),
-        )
-        .unwrap();
-        let inner = NamedStructType::new(
-            "taskmgr",
-            "Inner",
-            i32::from_le_bytes([0xc0, 0x3e, 0xc0, 0x1d]),
-        )
-        .unwrap();
+        let expected = hex("02ff1d0a014c12530d100803ba9324400558d68902081d0a014c12530d100803a1ad2440c03ec01d06\
+             c03ec01d081d0709c03ec01d021d0709c03ec01d04");
+        let outer = NamedStructType::new("taskmgr", "Outer", i32::from_le_bytes([0x05, 0x58, 0xd6, 0x89])).unwrap();
+        let inner = NamedStructType::new("taskmgr", "Inner", i32::from_le_bytes([0xc0, 0x3e, 0xc0, 0x1d])).unwrap();
         let mut w = XlangWriter::new();
         w.write_struct_root(&outer);
         // items: List[Any] with two Inner: count, SAME_TYPE header, type info once
         w.write_var_u32(2);
         w.write_u8(collection_flags::SAME_TYPE);
-        w.write_named_type_info(
-            type_id::NAMED_STRUCT,
-            inner.namespace_meta(),
-            inner.typename_meta(),
-        );
+        w.write_named_type_info(type_id::NAMED_STRUCT, inner.namespace_meta(), inner.typename_meta());
         for x in [3, 4] {
             w.write_i32(inner.hash());
             w.write_var_i64(x);
@@ -1823,11 +1617,7 @@ mod tests {
         assert_eq!(r.read_u8().unwrap(), collection_flags::SAME_TYPE);
         let (id, ns, tn) = r.read_named_type_info().unwrap();
         assert_eq!(
-            (
-                id,
-                ns.decode_namespace().unwrap(),
-                tn.decode_typename().unwrap()
-            ),
+            (id, ns.decode_namespace().unwrap(), tn.decode_typename().unwrap()),
             (29, "taskmgr".into(), "Inner".into())
         );
         for x in [3, 4] {
@@ -1844,10 +1634,8 @@ mod tests {
     #[test]
     fn long_meta_strings_carry_a_hash() {
         // pyfory 0.16, Request registered as averyveryverylongnamespacename.x/AVeryLongTypeNameThatExceedsSixteen
-        let expected = hex(
-            "02ff1d2a01ed4c8d1787b75082a48e2a48e2a48e16e699a06124f0088d0309ab80360225f5ccafce395b35\
-             7888b129c68d6b078938060968e026f2e10820695842e98821a0d8d57b4500",
-        );
+        let expected = hex("02ff1d2a01ed4c8d1787b75082a48e2a48e2a48e16e699a06124f0088d0309ab80360225f5ccafce395b35\
+             7888b129c68d6b078938060968e026f2e10820695842e98821a0d8d57b4500");
         let t = NamedStructType::from_fingerprint(
             "averyveryverylongnamespacename.x",
             "AVeryLongTypeNameThatExceedsSixteen",
@@ -1862,10 +1650,7 @@ mod tests {
         r.read_struct_root(&t).unwrap();
         assert_eq!(r.read_string().unwrap(), "");
         r.expect_end().unwrap();
-        assert_eq!(
-            t.namespace_meta().long_hash().to_le_bytes(),
-            hex("01ed4c8d1787b750")[..]
-        );
+        assert_eq!(t.namespace_meta().long_hash().to_le_bytes(), hex("01ed4c8d1787b750")[..]);
     }
 
     #[test]
@@ -1883,29 +1668,18 @@ mod tests {
         r.expect_end().unwrap();
         // wrong type name / wrong hash
         let other = NamedStructType::from_fingerprint("hello", "Reply", "name,21,0,0;").unwrap();
-        assert!(matches!(
-            XlangReader::new(&expected).read_struct_root(&other),
-            Err(XlangError::TypeMismatch { .. })
-        ));
+        assert!(matches!(XlangReader::new(&expected).read_struct_root(&other), Err(XlangError::TypeMismatch { .. })));
         let other = NamedStructType::from_fingerprint("hello", "Request", "name,21,0,1;").unwrap();
-        assert!(matches!(
-            XlangReader::new(&expected).read_struct_root(&other),
-            Err(XlangError::HashMismatch { .. })
-        ));
+        assert!(matches!(XlangReader::new(&expected).read_struct_root(&other), Err(XlangError::HashMismatch { .. })));
         // a name written in another (valid) meta-string encoding is still recognized
         let mut w = XlangWriter::new();
         w.write_header();
         w.write_ref_flag(ref_flag::NOT_NULL);
         w.write_named_type_info(
             type_id::NAMED_STRUCT,
-            &MetaString::encode_with("hello", MetaStringEncoding::Utf8, NAMESPACE_SPECIAL_CHARS)
+            &MetaString::encode_with("hello", MetaStringEncoding::Utf8, NAMESPACE_SPECIAL_CHARS).unwrap(),
+            &MetaString::encode_with("Request", MetaStringEncoding::LowerUpperDigitSpecial, TYPENAME_SPECIAL_CHARS)
                 .unwrap(),
-            &MetaString::encode_with(
-                "Request",
-                MetaStringEncoding::LowerUpperDigitSpecial,
-                TYPENAME_SPECIAL_CHARS,
-            )
-            .unwrap(),
         );
         w.write_i32(t.hash());
         XlangReader::new(w.as_bytes()).read_struct_root(&t).unwrap();
@@ -1965,26 +1739,11 @@ mod tests {
             assert_eq!(XlangReader::new(w.as_bytes()).read_var_i32().unwrap(), v);
         }
         // malformed
-        assert_eq!(
-            XlangReader::new(&hex("ffffffff1f")).read_var_u32(),
-            Err(XlangError::BadVarint { offset: 0 })
-        );
-        assert_eq!(
-            XlangReader::new(&hex("ffffffff8f")).read_var_u32(),
-            Err(XlangError::BadVarint { offset: 0 })
-        );
-        assert!(matches!(
-            XlangReader::new(&hex("ffff")).read_var_u32(),
-            Err(XlangError::Truncated { .. })
-        ));
-        assert!(matches!(
-            XlangReader::new(&hex("ffffffffffffffff")).read_var_u64(),
-            Err(XlangError::Truncated { .. })
-        ));
-        assert!(matches!(
-            XlangReader::new(&[]).read_var_i64(),
-            Err(XlangError::Truncated { .. })
-        ));
+        assert_eq!(XlangReader::new(&hex("ffffffff1f")).read_var_u32(), Err(XlangError::BadVarint { offset: 0 }));
+        assert_eq!(XlangReader::new(&hex("ffffffff8f")).read_var_u32(), Err(XlangError::BadVarint { offset: 0 }));
+        assert!(matches!(XlangReader::new(&hex("ffff")).read_var_u32(), Err(XlangError::Truncated { .. })));
+        assert!(matches!(XlangReader::new(&hex("ffffffffffffffff")).read_var_u64(), Err(XlangError::Truncated { .. })));
+        assert!(matches!(XlangReader::new(&[]).read_var_i64(), Err(XlangError::Truncated { .. })));
     }
 
     #[test]
@@ -2011,14 +1770,7 @@ mod tests {
         assert_eq!(r.read_f64().unwrap(), -2.25);
         assert_eq!(r.read_bytes(2).unwrap(), b"xy");
         assert_eq!(r.position(), b.len());
-        assert!(matches!(
-            r.read_i32(),
-            Err(XlangError::Truncated {
-                needed: 4,
-                available: 0,
-                ..
-            })
-        ));
+        assert!(matches!(r.read_i32(), Err(XlangError::Truncated { needed: 4, available: 0, .. })));
     }
 
     #[test]
@@ -2049,26 +1801,13 @@ mod tests {
         assert_eq!(StringEncoding::for_str("\u{ffff}"), StringEncoding::Utf16);
         assert_eq!(StringEncoding::for_str("\u{10000}"), StringEncoding::Utf8);
         // UTF-8 of BMP text and UTF-16 surrogate pairs are read too (other writers)
-        assert_eq!(
-            XlangReader::new(&hex("16c3a9e697a5"))
-                .read_string()
-                .unwrap(),
-            "é日"
-        );
-        assert_eq!(
-            XlangReader::new(&hex("113dd800de")).read_string().unwrap(),
-            "😀"
-        );
+        assert_eq!(XlangReader::new(&hex("16c3a9e697a5")).read_string().unwrap(), "é日");
+        assert_eq!(XlangReader::new(&hex("113dd800de")).read_string().unwrap(), "😀");
     }
 
     #[test]
     fn long_strings_round_trip() {
-        for (c, header) in [
-            ('a', "c0bb01"),
-            ('é', "c0bb01"),
-            ('ā', "81f702"),
-            ('😀', "82ee05"),
-        ] {
+        for (c, header) in [('a', "c0bb01"), ('é', "c0bb01"), ('ā', "81f702"), ('😀', "82ee05")] {
             let s: String = std::iter::repeat_n(c, 6000).collect();
             let mut w = XlangWriter::new();
             w.write_string(&s);
@@ -2102,10 +1841,7 @@ mod tests {
         let mut w = XlangWriter::new();
         w.write_string_list::<String>(&[]);
         w.write_string_list(&["aster.role", "ops.status"]);
-        assert_eq!(
-            w.as_bytes(),
-            &hex("00020c2861737465722e726f6c65286f70732e737461747573")[..]
-        );
+        assert_eq!(w.as_bytes(), &hex("00020c2861737465722e726f6c65286f70732e737461747573")[..]);
         let mut r = XlangReader::new(w.as_bytes());
         assert!(r.read_string_list().unwrap().is_empty());
         assert_eq!(r.read_string_list().unwrap(), ["aster.role", "ops.status"]);
@@ -2149,9 +1885,7 @@ mod tests {
         let good = hex("02ff1d08019c8b5b800a034490a12530d8d57b45147479706564");
         let mut root_ref_value = good.clone();
         root_ref_value[1] = 0x00;
-        XlangReader::new(&root_ref_value)
-            .read_struct_root(&t)
-            .unwrap();
+        XlangReader::new(&root_ref_value).read_struct_root(&t).unwrap();
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (vec![], "empty"),
             (vec![0x00], "non-xlang header"),
@@ -2179,24 +1913,10 @@ mod tests {
 
     #[test]
     fn errors_display_clearly() {
-        let e = XlangError::HashMismatch {
-            type_name: "_aster/RpcStatus".into(),
-            expected: 1,
-            found: 2,
-        };
-        assert_eq!(
-            e.to_string(),
-            "struct hash mismatch for _aster/RpcStatus: expected 1, found 2"
-        );
-        let e = XlangError::Truncated {
-            offset: 3,
-            needed: 9,
-            available: 1,
-        };
+        let e = XlangError::HashMismatch { type_name: "_aster/RpcStatus".into(), expected: 1, found: 2 };
+        assert_eq!(e.to_string(), "struct hash mismatch for _aster/RpcStatus: expected 1, found 2");
+        let e = XlangError::Truncated { offset: 3, needed: 9, available: 1 };
         assert!(e.to_string().contains("truncated"));
-        assert_eq!(
-            XlangError::BadHeader(0).to_string(),
-            "unsupported Fory header bitmap 0x00 (expected 0x02)"
-        );
+        assert_eq!(XlangError::BadHeader(0).to_string(), "unsupported Fory header bitmap 0x00 (expected 0x02)");
     }
 }
