@@ -55,6 +55,9 @@ pub(crate) struct BridgeEnv {
     pub(crate) config: BridgeConfig,
     /// Cancelled when shutdown's grace period is over: every running call is cancelled.
     pub(crate) hard_stop: CancellationToken,
+    /// Cancelled when shutdown begins: sessions end at their next call boundary (an idle
+    /// session is not a call in flight and must not hold up the drain).
+    pub(crate) draining: CancellationToken,
 }
 
 fn now_epoch_ms() -> i64 {
@@ -65,9 +68,22 @@ fn trailer(status: &Status, json: bool) -> Vec<u8> {
     RpcStatus::from(status).encode(json)
 }
 
-async fn write_trailer_and_finish(writer: &mut FrameWriter, status: &Status, json: bool) {
+async fn write_trailer_and_finish(env: &BridgeEnv, writer: &mut FrameWriter, status: &Status, json: bool) {
     if writer.push(flags::TRAILER, &trailer(status, json)).is_ok() {
-        let _ = writer.finish().await;
+        finish_delivered(env, writer).await;
+    }
+}
+
+/// Finishes the stream and waits until the peer has acknowledged everything written (or
+/// stopped reading, or the connection is gone, or the node's hard stop). The stream counts as
+/// in flight until then, so a graceful shutdown, which closes the connections once the drain
+/// is over, cannot discard a response that was written but not yet delivered.
+async fn finish_delivered(env: &BridgeEnv, writer: &mut FrameWriter) {
+    if writer.finish().await.is_ok() {
+        tokio::select! {
+            _ = writer.stopped() => {}
+            _ = env.hard_stop.cancelled() => {}
+        }
     }
 }
 
@@ -154,21 +170,21 @@ pub(crate) async fn serve_stream(env: Arc<BridgeEnv>, peer: EndpointId, send: Se
             return;
         }
         Err(e) => {
-            write_trailer_and_finish(&mut writer, &e.to_status(), false).await;
+            write_trailer_and_finish(&env, &mut writer, &e.to_status(), false).await;
             return;
         }
     };
     let sniff_json = first.payload.first() == Some(&b'{');
     if !first.has(flags::HEADER) {
         let s = Status::internal("First frame must have HEADER flag");
-        write_trailer_and_finish(&mut writer, &s, sniff_json).await;
+        write_trailer_and_finish(&env, &mut writer, &s, sniff_json).await;
         return;
     }
     let header = match StreamHeader::decode_sniffed(&first.payload) {
         Ok(h) => h,
         Err(e) => {
             let s = Status::internal(format!("Invalid StreamHeader: {e}"));
-            write_trailer_and_finish(&mut writer, &s, sniff_json).await;
+            write_trailer_and_finish(&env, &mut writer, &s, sniff_json).await;
             return;
         }
     };
@@ -176,7 +192,7 @@ pub(crate) async fn serve_stream(env: Arc<BridgeEnv>, peer: EndpointId, send: Se
     match route_header(&env, &header) {
         Ok((host, None)) => serve_session(&env, host, peer, header, json, reader, writer).await,
         Ok((host, Some(idx))) => serve_call(&env, host, idx, peer, header, reader, writer).await,
-        Err(status) => write_trailer_and_finish(&mut writer, &status, json).await,
+        Err(status) => write_trailer_and_finish(&env, &mut writer, &status, json).await,
     }
 }
 
@@ -346,7 +362,7 @@ async fn serve_call(
         &header.metadata_values,
     ) {
         Ok(p) => p,
-        Err(s) => return write_trailer_and_finish(&mut writer, &s, json).await,
+        Err(s) => return write_trailer_and_finish(env, &mut writer, &s, json).await,
     };
     let Prepared { ctx, cancel, enforce_at } = prepared;
     let codec = PayloadCodec::new(mode_of(&header));
@@ -364,13 +380,13 @@ async fn serve_call(
                 }
                 Ok(Some(f)) => {
                     let s = Status::invalid_argument(format!("expected a request frame, got flags {:#04x}", f.flags));
-                    return write_trailer_and_finish(&mut writer, &s, json).await;
+                    return write_trailer_and_finish(env, &mut writer, &s, json).await;
                 }
                 Ok(None) => {
                     let s = Status::invalid_argument("stream ended before the request frame");
-                    return write_trailer_and_finish(&mut writer, &s, json).await;
+                    return write_trailer_and_finish(env, &mut writer, &s, json).await;
                 }
-                Err(e) => return write_trailer_and_finish(&mut writer, &e.to_status(), json).await,
+                Err(e) => return write_trailer_and_finish(env, &mut writer, &e.to_status(), json).await,
             }
         }
     }
@@ -422,7 +438,11 @@ async fn serve_call(
             };
             tokio::select! {
                 biased;
-                r = &mut completion => break 'call r,
+                // A handler stopped by the cancellation answers as the cancellation says.
+                r = &mut completion => break 'call match r {
+                    Err(_) if cancel.is_cancelled() => Err(shutdown_or_cancel(env)),
+                    r => r,
+                },
                 Some(frame) = out_rx.recv() => {
                     writer.push_encoded(&frame);
                     while let Ok(more) = out_rx.try_recv() {
@@ -471,7 +491,7 @@ async fn serve_call(
         Ok(Outcome::Done) => Status::ok(),
         Err(s) => s,
     };
-    write_trailer_and_finish(&mut writer, &status, json).await;
+    write_trailer_and_finish(env, &mut writer, &status, json).await;
     if answered {
         // Let the input pump drain what the caller is still sending (bounded), then stop it.
         if let Some(p) = pump.as_mut() {
@@ -542,19 +562,19 @@ async fn serve_session(
     mut writer: FrameWriter,
 ) {
     if let Err(s) = limits::validate_metadata(&header.metadata_keys, &header.metadata_values) {
-        return write_trailer_and_finish(&mut writer, &s, json).await;
+        return write_trailer_and_finish(env, &mut writer, &s, json).await;
     }
     let info = SessionInfo { peer, session_id: header.call_id.clone() };
     let mut link = match host.open_session(info).await {
         Ok(l) => l,
-        Err(s) => return write_trailer_and_finish(&mut writer, &s, json).await,
+        Err(s) => return write_trailer_and_finish(env, &mut writer, &s, json).await,
     };
     let codec = PayloadCodec::new(mode_of(&header));
     let mut io = SessionIo { reader, writer, json, pushback: None };
     loop {
         let frame = tokio::select! {
             biased;
-            _ = env.hard_stop.cancelled() => {
+            _ = env.draining.cancelled() => {
                 let _ = io.send_trailer(&Status::unavailable("server is shutting down")).await;
                 break;
             }
@@ -585,7 +605,7 @@ async fn serve_session(
         }
     }
     link.close();
-    let _ = io.writer.finish().await;
+    finish_delivered(env, &mut io.writer).await;
 }
 
 /// Consumes the rest of a call's input (up to the caller's TRAILER for streaming input) so the
@@ -715,7 +735,14 @@ async fn session_call(
         let mut close_input = false;
         tokio::select! {
             biased;
-            r = &mut completion => break r,
+            r = &mut completion => {
+                // A handler stopped by the node's hard stop: the session ends with it.
+                if r.is_err() && env.hard_stop.is_cancelled() {
+                    end_session = true;
+                    break Err(Status::unavailable("server is shutting down"));
+                }
+                break r;
+            }
             Some(out) = out_rx.recv() => {
                 io.writer.push_encoded(&out);
                 while let Ok(more) = out_rx.try_recv() {

@@ -198,13 +198,14 @@ impl<S: SharedService> Actor for SharedSupervisor<S> {
 
     async fn handle(
         &self,
-        _myself: ActorRef<SupervisorMsg>,
+        myself: ActorRef<SupervisorMsg>,
         msg: SupervisorMsg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::ChildRestarted(reason) => {
                 if !state.window.record(Instant::now()) {
+                    state.retire(&myself);
                     return Err(format!("restart intensity exceeded in {}: {reason}", state.host.desc.name).into());
                 }
             }
@@ -223,10 +224,12 @@ impl<S: SharedService> Actor for SharedSupervisor<S> {
                 let was_worker = state.workers.remove(&cell.get_id());
                 tracing::warn!(service = state.host.desc.name, %err, was_worker, "service actor failed");
                 if !state.window.record(Instant::now()) {
+                    state.retire(&myself);
                     return Err(format!("restart intensity exceeded in service {}: {err}", state.host.desc.name).into());
                 }
-                if was_worker {
-                    state.spawn_worker(&myself).await?;
+                if was_worker && let Err(e) = state.spawn_worker(&myself).await {
+                    state.retire(&myself);
+                    return Err(e);
                 }
             }
             SupervisionEvent::ActorTerminated(cell, _, _) => {
@@ -242,15 +245,24 @@ impl<S: SharedService> Actor for SharedSupervisor<S> {
         myself: ActorRef<SupervisorMsg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        for w in state.pool.close() {
-            w.stop(None);
-        }
-        let mine = read(&state.host.current).is_some_and(|inc| inc.supervisor.get_id() == myself.get_id());
-        if mine {
-            write(&state.host.current, None);
-        }
+        state.retire(&myself);
         myself.stop_children(None);
         Ok(())
+    }
+}
+
+impl<S: SharedService> SharedSupState<S> {
+    /// Takes this incarnation out of service: closes the pool (waiting and later `acquire`s
+    /// fail with UNAVAILABLE) and unpublishes it. Runs in `post_stop` and, because ractor skips
+    /// `post_stop` when an actor fails, before the supervisor fails (escalates).
+    fn retire(&mut self, myself: &ActorRef<SupervisorMsg>) {
+        for w in self.pool.close() {
+            w.stop(None);
+        }
+        let mine = read(&self.host.current).is_some_and(|inc| inc.supervisor.get_id() == myself.get_id());
+        if mine {
+            write(&self.host.current, None);
+        }
     }
 }
 
@@ -350,7 +362,7 @@ impl<S: SessionService> Actor for SessionSupervisor<S> {
 
     async fn handle(
         &self,
-        _myself: ActorRef<SupervisorMsg>,
+        myself: ActorRef<SupervisorMsg>,
         msg: SupervisorMsg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
@@ -358,6 +370,7 @@ impl<S: SessionService> Actor for SessionSupervisor<S> {
             SupervisorMsg::ChildRestarted(reason) => {
                 tracing::warn!(service = state.host.desc.name, %reason, "session restarted after a fault");
                 if !state.window.record(Instant::now()) {
+                    state.retire(&myself);
                     return Err(
                         format!("restart intensity exceeded in service {}: {reason}", state.host.desc.name).into()
                     );
@@ -369,13 +382,14 @@ impl<S: SessionService> Actor for SessionSupervisor<S> {
 
     async fn handle_supervisor_evt(
         &self,
-        _myself: ActorRef<SupervisorMsg>,
+        myself: ActorRef<SupervisorMsg>,
         evt: SupervisionEvent,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         if let SupervisionEvent::ActorFailed(_, err) = evt {
             tracing::warn!(service = state.host.desc.name, %err, "session actor failed");
             if !state.window.record(Instant::now()) {
+                state.retire(&myself);
                 return Err(format!("restart intensity exceeded in service {}: {err}", state.host.desc.name).into());
             }
         }
@@ -387,12 +401,20 @@ impl<S: SessionService> Actor for SessionSupervisor<S> {
         myself: ActorRef<SupervisorMsg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let mine = read(&state.host.current).is_some_and(|s| s.get_id() == myself.get_id());
-        if mine {
-            write(&state.host.current, None);
-        }
+        state.retire(&myself);
         myself.stop_children(None);
         Ok(())
+    }
+}
+
+impl<S: SessionService> SessionSupState<S> {
+    /// Unpublishes this supervisor (new sessions get UNAVAILABLE until the restart). Runs in
+    /// `post_stop` and, because ractor skips `post_stop` on failure, before escalating.
+    fn retire(&mut self, myself: &ActorRef<SupervisorMsg>) {
+        let mine = read(&self.host.current).is_some_and(|s| s.get_id() == myself.get_id());
+        if mine {
+            write(&self.host.current, None);
+        }
     }
 }
 

@@ -332,6 +332,7 @@ impl Actor for NodeSupervisor {
             }
             NodeMsg::Shutdown(grace, reply) => {
                 state.stopping = true;
+                state.env.draining.cancel();
                 let drained = state.inflight.drain(grace).await;
                 let cancelled_calls = state.inflight.in_flight();
                 if !drained {
@@ -357,6 +358,36 @@ impl Actor for NodeSupervisor {
 
     async fn handle_supervisor_evt(
         &self,
+        myself: ActorRef<NodeMsg>,
+        evt: SupervisionEvent,
+        state: &mut NodeState,
+    ) -> Result<(), ActorProcessingErr> {
+        let result = Self::supervise(myself, evt, state).await;
+        if result.is_err() {
+            // ractor skips `post_stop` when an actor fails (and kills the children without
+            // theirs): tear down here, or the endpoint stays open and calls hang.
+            teardown(state).await;
+        }
+        result
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<NodeMsg>, state: &mut NodeState) -> Result<(), ActorProcessingErr> {
+        teardown(state).await;
+        Ok(())
+    }
+}
+
+/// Stops admitting calls, cancels every running call (they answer UNAVAILABLE) and closes the
+/// endpoint (which closes every connection).
+async fn teardown(state: &mut NodeState) {
+    state.inflight.tracker.close();
+    state.env.draining.cancel();
+    state.env.hard_stop.cancel();
+    state.endpoint.close().await;
+}
+
+impl NodeSupervisor {
+    async fn supervise(
         myself: ActorRef<NodeMsg>,
         evt: SupervisionEvent,
         state: &mut NodeState,
@@ -388,13 +419,6 @@ impl Actor for NodeSupervisor {
             }
             _ => {}
         }
-        Ok(())
-    }
-
-    async fn post_stop(&self, _myself: ActorRef<NodeMsg>, state: &mut NodeState) -> Result<(), ActorProcessingErr> {
-        state.inflight.tracker.close();
-        state.env.hard_stop.cancel();
-        state.endpoint.close().await;
         Ok(())
     }
 }
@@ -549,7 +573,12 @@ impl NodeBuilder {
             summaries.push(ServiceSummary { name: d.name.to_string(), version: d.version, scope: d.scope });
             registry.insert(key, host.clone());
         }
-        let env = Arc::new(BridgeEnv { registry, config: self.bridge, hard_stop: CancellationToken::new() });
+        let env = Arc::new(BridgeEnv {
+            registry,
+            config: self.bridge,
+            hard_stop: CancellationToken::new(),
+            draining: CancellationToken::new(),
+        });
         let args = NodeArgs { hosts: self.hosts, endpoint: self.endpoint, env, intensity: self.node_intensity };
         let (supervisor, join) = Actor::spawn(None, NodeSupervisor, args)
             .await

@@ -138,8 +138,10 @@ pub(crate) type Completion = BoxFuture<'static, Result<Outcome, Status>>;
 pub struct Routed<M> {
     pub(crate) msg: M,
     pub(crate) completion: Completion,
-    /// The actor reports a handler panic here; the completion turns it into INTERNAL.
-    pub(crate) fault_tx: oneshot::Sender<String>,
+    /// The actor reports how the handler ended here: `Some(panic message)` after a panic
+    /// (INTERNAL), `None` when it returned. Dropped unsent, the handler was cancelled or its
+    /// actor stopped or killed before it finished (a service restart or shutdown: UNAVAILABLE).
+    pub(crate) fault_tx: oneshot::Sender<Option<String>>,
 }
 
 impl<M> std::fmt::Debug for Routed<M> {
@@ -165,13 +167,16 @@ fn missing(what: &str) -> Status {
 
 async fn await_reply<T>(
     rx: oneshot::Receiver<Result<T, Status>>,
-    fault: oneshot::Receiver<String>,
+    fault: oneshot::Receiver<Option<String>>,
 ) -> Result<T, Status> {
     match rx.await {
         Ok(result) => result,
         Err(_) => match fault.await {
-            Ok(panic) => Err(Status::internal(format!("handler panicked: {panic}"))),
-            Err(_) => Err(Status::internal("handler ended without replying")),
+            Ok(Some(panic)) => Err(Status::internal(format!("handler panicked: {panic}"))),
+            Ok(None) => Err(Status::internal("handler ended without replying")),
+            Err(_) => Err(Status::unavailable(
+                "the handler was stopped before the call finished (cancelled, or the service is restarting or stopping)",
+            )),
         },
     }
 }

@@ -23,7 +23,7 @@ use crate::supervision::panic_message;
 /// cancellation and the channel a panic is reported on.
 pub(crate) struct Envelope<M> {
     pub(crate) msg: M,
-    pub(crate) fault: oneshot::Sender<String>,
+    pub(crate) fault: oneshot::Sender<Option<String>>,
     pub(crate) cancel: CancellationToken,
 }
 
@@ -33,25 +33,32 @@ impl<M> std::fmt::Debug for Envelope<M> {
     }
 }
 
-/// Runs `fut` until it completes or `cancel` fires; catches a panic and reports it on `fault`.
+/// Runs `fut` until it completes or `cancel` fires; catches a panic and reports it on `fault`
+/// (`None` when the handler returned; a cancelled handler, or an actor killed mid-call,
+/// reports nothing).
 /// Returns `Err` (to fail the actor) after a panic.
 async fn run_guarded<F: std::future::Future<Output = ()>>(
     fut: F,
     cancel: CancellationToken,
-    fault: oneshot::Sender<String>,
+    fault: oneshot::Sender<Option<String>>,
 ) -> Result<(), ActorProcessingErr> {
     let guarded = async move {
         tokio::select! {
             biased;
-            _ = cancel.cancelled() => {}
-            _ = fut => {}
+            _ = cancel.cancelled() => false,
+            _ = fut => true,
         }
     };
     match AssertUnwindSafe(guarded).catch_unwind().await {
-        Ok(()) => Ok(()),
+        Ok(returned) => {
+            if returned {
+                let _ = fault.send(None);
+            }
+            Ok(())
+        }
         Err(payload) => {
             let msg = panic_message(payload.as_ref());
-            let _ = fault.send(msg.clone());
+            let _ = fault.send(Some(msg.clone()));
             Err(format!("handler panicked: {msg}").into())
         }
     }
