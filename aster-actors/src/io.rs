@@ -81,6 +81,12 @@ impl<T: Message> Streaming<T> {
     pub fn received(&self) -> usize {
         self.received
     }
+
+    #[cfg(test)]
+    fn with_max_items(mut self, max: usize) -> Self {
+        self.max_items = max;
+        self
+    }
 }
 
 impl<T: Message> futures::Stream for Streaming<T> {
@@ -139,5 +145,73 @@ impl<T: Message> ServerSink<T> {
     /// How many responses were sent so far.
     pub fn sent(&self) -> usize {
         self.sent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aster_runtime::{Code, SerializationMode};
+
+    /// A message that is its own payload bytes.
+    #[derive(Debug, PartialEq)]
+    struct Raw(Vec<u8>);
+
+    impl Message for Raw {
+        fn wire_tag() -> &'static str {
+            "test/Raw"
+        }
+        fn encode_payload(&self, _mode: SerializationMode, out: &mut Vec<u8>) -> Result<(), Status> {
+            out.extend_from_slice(&self.0);
+            Ok(())
+        }
+        fn decode_payload(_mode: SerializationMode, bytes: &[u8]) -> Result<Self, Status> {
+            Ok(Raw(bytes.to_vec()))
+        }
+    }
+
+    #[tokio::test]
+    async fn streaming_enforces_the_item_cap() {
+        let (tx, rx) = mpsc::channel(8);
+        let mut s = Streaming::<Raw>::new(rx, PayloadCodec::new(SerializationMode::Native)).with_max_items(3);
+        for i in 0..4u8 {
+            tx.send(Inbound::Frame(Frame::new(0, vec![i]))).await.unwrap();
+        }
+        for i in 0..3u8 {
+            assert_eq!(s.message().await.unwrap(), Some(Raw(vec![i])));
+        }
+        let err = s.message().await.unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted);
+        assert!(err.message().contains("3 items"), "{err}");
+        assert_eq!(s.message().await.unwrap(), None, "the stream ends after the error");
+    }
+
+    #[tokio::test]
+    async fn streaming_reports_input_errors_and_end() {
+        let (tx, rx) = mpsc::channel(8);
+        let mut s = Streaming::<Raw>::new(rx, PayloadCodec::new(SerializationMode::Native));
+        tx.send(Inbound::Frame(Frame::new(0, vec![7]))).await.unwrap();
+        tx.send(Inbound::Error(Status::cancelled("caller reset"))).await.unwrap();
+        assert_eq!(s.message().await.unwrap(), Some(Raw(vec![7])));
+        assert_eq!(s.message().await.unwrap_err().code(), Code::Cancelled);
+        assert_eq!(s.received(), 1);
+
+        let (tx, rx) = mpsc::channel(1);
+        let mut s = Streaming::<Raw>::new(rx, PayloadCodec::new(SerializationMode::Native));
+        drop(tx);
+        assert_eq!(s.message().await.unwrap(), None, "closed channel = caller ended its input");
+    }
+
+    #[tokio::test]
+    async fn sink_fails_after_the_call_ended_or_was_cancelled() {
+        let (tx, rx) = mpsc::channel(1);
+        let cancel = CancellationToken::new();
+        let mut sink = ServerSink::<Raw>::new(tx, PayloadCodec::new(SerializationMode::Native), cancel.clone());
+        sink.send(Raw(vec![1, 2])).await.unwrap();
+        assert_eq!(sink.sent(), 1);
+        cancel.cancel();
+        assert!(sink.is_closed());
+        assert_eq!(sink.send(Raw(vec![3])).await.unwrap_err().code(), Code::Cancelled);
+        drop(rx);
     }
 }
