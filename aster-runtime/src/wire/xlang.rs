@@ -843,6 +843,24 @@ impl XlangWriter {
         XlangWriter { buf: Vec::with_capacity(cap), ..XlangWriter::default() }
     }
 
+    /// A writer that appends to `buf` (its existing bytes are kept; meta-string
+    /// back-references start afresh, as for a new message).
+    pub fn from_vec(buf: Vec<u8>) -> XlangWriter {
+        XlangWriter { buf, ..XlangWriter::default() }
+    }
+
+    /// Overwrites the byte at `offset` (already written) with `v`, e.g. a map chunk size
+    /// known only after its entries; returns false when `offset` is out of range.
+    pub fn put_u8(&mut self, offset: usize, v: u8) -> bool {
+        match self.buf.get_mut(offset) {
+            Some(b) => {
+                *b = v;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The bytes written so far.
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf
@@ -1096,6 +1114,11 @@ impl<'a> XlangReader<'a> {
     /// Bytes not yet read.
     pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
+    }
+
+    /// The next byte without consuming it; `None` at the end of the input.
+    pub fn peek_u8(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
     }
 
     /// Errors with [`XlangError::TrailingBytes`] unless everything was read.
