@@ -15,6 +15,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use aster_runtime::Status;
+use aster_runtime::contract::ContractId;
 use futures::future::BoxFuture;
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
@@ -41,6 +42,9 @@ fn stopping() -> Status {
 pub(crate) trait ServiceHost: Send + Sync + 'static {
     /// The service's description.
     fn descriptor(&self) -> &ServiceDescriptor;
+
+    /// The service's contract id ([`ServiceDef::contract_id`](crate::ServiceDef::contract_id)).
+    fn contract_id(&self) -> Option<ContractId>;
 
     /// Starts (or restarts) the service's supervisor, linked to `parent`.
     fn start(self: Arc<Self>, parent: ActorCell) -> BoxFuture<'static, Result<ActorCell, Status>>;
@@ -105,6 +109,10 @@ impl<S: SharedService> SharedHost<S> {
 impl<S: SharedService> ServiceHost for SharedHost<S> {
     fn descriptor(&self) -> &ServiceDescriptor {
         &self.desc
+    }
+
+    fn contract_id(&self) -> Option<ContractId> {
+        S::contract_id()
     }
 
     fn start(self: Arc<Self>, parent: ActorCell) -> BoxFuture<'static, Result<ActorCell, Status>> {
@@ -309,6 +317,10 @@ impl<S: SessionService> Drop for SessionLinkImpl<S> {
 impl<S: SessionService> ServiceHost for SessionHost<S> {
     fn descriptor(&self) -> &ServiceDescriptor {
         &self.desc
+    }
+
+    fn contract_id(&self) -> Option<ContractId> {
+        S::contract_id()
     }
 
     fn start(self: Arc<Self>, parent: ActorCell) -> BoxFuture<'static, Result<ActorCell, Status>> {

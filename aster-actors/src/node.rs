@@ -434,6 +434,9 @@ pub struct ServiceSummary {
     pub version: i64,
     /// Scope.
     pub scope: Scope,
+    /// The contract id (64 hex digits) of a service with a contract (`#[service]`); `None`
+    /// for hand-written glue.
+    pub contract_id: Option<String>,
 }
 
 /// Configures and starts an [`AsterNode`].
@@ -570,7 +573,12 @@ impl NodeBuilder {
                 return Err(Status::already_exists(format!("service '{}' v{} is registered twice", d.name, d.version)));
             }
             aster_runtime::wire::limits::validate_name("service", d.name)?;
-            summaries.push(ServiceSummary { name: d.name.to_string(), version: d.version, scope: d.scope });
+            summaries.push(ServiceSummary {
+                name: d.name.to_string(),
+                version: d.version,
+                scope: d.scope,
+                contract_id: host.contract_id().map(|id| id.to_hex()),
+            });
             registry.insert(key, host.clone());
         }
         let env = Arc::new(BridgeEnv {

@@ -18,6 +18,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use aster_runtime::codec::{Message, PayloadCodec};
+use aster_runtime::contract::{CapabilityRequirement, ContractId};
 use aster_runtime::wire::Frame;
 use aster_runtime::{SerializationMode, Status};
 use bytes::Bytes;
@@ -85,12 +86,18 @@ pub struct MethodDescriptor {
     pub timeout: Option<Duration>,
     /// Whether the method may safely be retried.
     pub idempotent: bool,
+    /// The capability the caller needs (`requires =` of `#[service]` methods). Kept for the
+    /// gates; never part of a 0.1.2 contract (the Python producer always leaves it out).
+    pub requires: Option<CapabilityRequirement>,
+    /// Per-method serialization modes (`serialization =` of a method), overriding the
+    /// service's list; `None` = the service's. Stored, not enforced by the bridge yet.
+    pub serialization: Option<Vec<SerializationMode>>,
 }
 
 impl MethodDescriptor {
-    /// A method with no timeout, not idempotent.
+    /// A method with no timeout, not idempotent, no requirement, the service's modes.
     pub const fn new(name: &'static str, pattern: Pattern) -> Self {
-        MethodDescriptor { name, pattern, timeout: None, idempotent: false }
+        MethodDescriptor { name, pattern, timeout: None, idempotent: false, requires: None, serialization: None }
     }
 }
 
@@ -295,6 +302,12 @@ pub trait ServiceDef: Send + Sized + 'static {
     /// Turns the raw call for `descriptor().methods[method]` into a typed message, using the
     /// pattern helpers of [`RawCall`]. Request decoding errors are returned as the status.
     fn route(method: usize, call: RawCall) -> Result<Routed<Self::Msg>, Status>;
+
+    /// The service's contract id (aster-rpc 0.1.2 profile), when it has a contract:
+    /// `#[service]` computes it from the generated description; hand-written glue has none.
+    fn contract_id() -> Option<ContractId> {
+        None
+    }
 }
 
 /// A shared-scope service: one instance, called concurrently by a pool of actors.

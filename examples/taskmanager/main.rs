@@ -22,7 +22,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // ── server ──
     let node = serve(AsterNode::builder()).await?;
     let ticket = node.ticket().to_string();
-    println!("node {} serving {:?}", node.id(), node.services().iter().map(|s| &s.name).collect::<Vec<_>>());
+    println!("node {}", node.id());
+    for s in node.services() {
+        println!("serving {} v{} contract {}", s.name, s.version, s.contract_id.as_deref().unwrap_or("-"));
+    }
     println!("ticket {ticket}");
 
     // ── client: its own endpoint, dialing the ticket ──

@@ -1,5 +1,6 @@
-//! `impl_message!`: the [`Message`](crate::codec::Message) impl for user types until
-//! `#[derive(AsterType)]` exists.
+//! `impl_message!`: the [`Message`](crate::codec::Message) impl for user types without
+//! `#[derive(AsterType)]` (which also describes the type for contracts and registers nested
+//! types by itself).
 
 /// Implements [`Message`](crate::codec::Message) for a user type.
 ///

@@ -1,8 +1,9 @@
 //! Payload codecs: how user request/response values become frame payloads.
 //!
 //! * [`Message`] is what a request or response type implements; it encodes and decodes itself
-//!   in a given [`SerializationMode`]. Until `#[derive(AsterType)]` exists, the exported
-//!   [`impl_message!`](crate::impl_message) macro writes the impl for JSON + NATIVE.
+//!   in a given [`SerializationMode`]. `#[derive(AsterType)]` (crate `aster`) writes the
+//!   impl for JSON + NATIVE together with the contract description; the exported
+//!   [`impl_message!`](crate::impl_message) macro writes the same codec impl without one.
 //! * [`json`]: compact JSON like the Python reference, strict decoding (unknown keys →
 //!   `CONTRACT_VIOLATION`).
 //! * [`native`]: Fory 1.7.7 native (Rust ↔ Rust) mode with one cached `Fory` per type.
@@ -20,6 +21,7 @@ use crate::wire::{SerializationMode, Status};
 pub mod compress;
 pub mod json;
 pub mod native;
+pub mod xlang;
 
 mod macros;
 

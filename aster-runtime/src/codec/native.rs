@@ -33,6 +33,7 @@
 //! Decoding rejects trailing bytes, maps every fory error to `INVALID_ARGUMENT`, and runs
 //! under `catch_unwind` as a last line of defence so garbage input can never take a task down.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -71,7 +72,7 @@ impl NativeFory {
         F: FnOnce(&mut NativeRegistrar<'_>) -> Result<(), Status>,
     {
         let mut fory = Fory::builder().xlang(false).compatible(COMPATIBLE).build();
-        let result = register(&mut NativeRegistrar { fory: &mut fory });
+        let result = register(&mut NativeRegistrar { fory: &mut fory, registered: HashSet::new() });
         NativeFory { root: root_tag.to_owned(), fory: result.map(|()| fory) }
     }
 
@@ -138,8 +139,12 @@ impl NativeFory {
 }
 
 /// Registers types into a [`NativeFory`] under construction.
+///
+/// Remembers which Rust types it registered, so [`register_once`](Self::register_once) can
+/// walk a type graph with shared or cyclic references (what `#[derive(AsterType)]` does).
 pub struct NativeRegistrar<'a> {
     fory: &'a mut Fory,
+    registered: HashSet<std::any::TypeId>,
 }
 
 impl fmt::Debug for NativeRegistrar<'_> {
@@ -152,6 +157,7 @@ impl NativeRegistrar<'_> {
     /// Registers `T` (a `ForyStruct`, `ForyEnum` or `ForyUnion` type) under the wire tag
     /// `wire_tag` (see [`fory_name`]). Registering a type or a name twice is an error.
     pub fn register<T: StructSerializer>(&mut self, wire_tag: &str) -> Result<(), Status> {
+        self.registered.insert(std::any::TypeId::of::<T>());
         let name = fory_name(wire_tag);
         let result = if <T as Serializer>::static_type_id() == TypeId::UNION {
             self.fory.register_union_by_name::<T>(&name)
@@ -164,6 +170,21 @@ impl NativeRegistrar<'_> {
                 std::any::type_name::<T>()
             ))
         })
+    }
+
+    /// Registers `T` under `wire_tag` unless `T` is already registered in this instance.
+    /// Returns `true` when it registered `T` now — the caller then registers the types of
+    /// `T`'s fields (registering `T` first makes self-referential and cyclic types terminate).
+    pub fn register_once<T: StructSerializer>(&mut self, wire_tag: &str) -> Result<bool, Status> {
+        if self.is_registered::<T>() {
+            return Ok(false);
+        }
+        self.register::<T>(wire_tag).map(|()| true)
+    }
+
+    /// Whether `T` was registered through this registrar.
+    pub fn is_registered<T: 'static>(&self) -> bool {
+        self.registered.contains(&std::any::TypeId::of::<T>())
     }
 }
 
@@ -283,6 +304,23 @@ mod tests {
         let mut out = Vec::new();
         codec.encode(&v, &mut out).unwrap();
         assert_eq!(codec.decode::<Drawing>(&out).unwrap(), v);
+    }
+
+    #[test]
+    fn register_once_registers_root_first_and_skips_repeats() {
+        let codec = NativeFory::build("test/Outer", |r| {
+            assert!(!r.is_registered::<Outer>());
+            assert!(r.register_once::<Outer>("test/Outer")?);
+            assert!(!r.register_once::<Outer>("test/Outer")?, "second time: skipped");
+            assert!(r.register_once::<Inner>("test/Inner")?);
+            assert!(!r.register_once::<Inner>("test/Inner")?);
+            assert!(r.register_once::<Color>("test/Color")?);
+            assert!(r.is_registered::<Outer>() && r.is_registered::<Inner>());
+            Ok(())
+        });
+        let mut out = Vec::new();
+        codec.encode(&sample(), &mut out).unwrap();
+        assert_eq!(codec.decode::<Outer>(&out).unwrap(), sample());
     }
 
     #[test]

@@ -1,0 +1,18 @@
+#![allow(dead_code)]
+use aster_macros::service;
+
+struct CallContext;
+struct Status;
+struct Req;
+struct Resp;
+
+#[service(name = "Demo")]
+trait DemoHandler {
+    #[unary]
+    async fn get(&self, ctx: CallContext, req: Req) -> Result<Resp, Status>;
+
+    #[unary(name = "get")]
+    async fn get_v2(&self, ctx: CallContext, req: Req) -> Result<Resp, Status>;
+}
+
+fn main() {}

@@ -1,0 +1,14 @@
+#![allow(dead_code)]
+use aster_macros::service;
+
+struct CallContext;
+struct Status;
+struct Req;
+struct Resp;
+
+#[service(name = "Demo", serialization = [xlang, row])]
+trait DemoHandler {
+    async fn get(&self, ctx: CallContext, req: Req) -> Result<Resp, Status>;
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use aster_macros::AsterType;
+
+#[derive(AsterType)]
+struct TaskAssignment {
+    task_id: String,
+}
+
+fn main() {}

@@ -1,0 +1,15 @@
+#![allow(dead_code)]
+use aster_macros::service;
+
+struct CallContext;
+struct Status;
+struct Req;
+struct Resp;
+
+#[service(name = "Demo")]
+trait DemoHandler {
+    #[unary]
+    fn get(&self, ctx: CallContext, req: Req) -> Result<Resp, Status>;
+}
+
+fn main() {}
