@@ -4,13 +4,14 @@
 //! CallHeader, RpcStatus), payload codecs (JSON, Fory NATIVE, zstd), the offline-capable iroh
 //! transport, and the client. Speaks the v0.1 dialect of the reference release `aster-rpc` 0.1.2.
 //!
-//! The sans-IO cores (`wire`, `codec`, `contract`, `transport::ticket`) are pure and unit-tested without
+//! The sans-IO cores (`wire`, `codec`, `contract`, `trust`, `transport::ticket`) are pure and unit-tested without
 //! sockets; `transport` and `client` are async on tokio + iroh.
 
 pub mod client;
 pub mod codec;
 pub mod contract;
 pub mod transport;
+pub mod trust;
 pub mod wire;
 
 #[cfg(test)]
