@@ -79,12 +79,12 @@ pub use field::AsterField;
 /// The names most programs need.
 pub mod prelude {
     pub use aster_actors::{
-        AsterNode, CallContext, MethodDescriptor, NodeBuilder, Pattern, RawCall, ReplyPort, RestartIntensity, Routed,
-        Scope, ServerSink, ServiceDef, ServiceDescriptor, SessionInfo, SessionService, SharedService, ShutdownReport,
-        Streaming,
+        AdmissionGate, AsterNode, CallContext, MethodDescriptor, NodeBuilder, OpenGate, Pattern, RawCall, ReplyPort,
+        RestartIntensity, Routed, Scope, ServerSink, ServiceDef, ServiceDescriptor, SessionInfo, SessionService,
+        SharedService, ShutdownReport, Streaming,
     };
     pub use aster_macros::{AsterType, service};
-    pub use aster_runtime::client::{CallOptions, Channel, Session};
+    pub use aster_runtime::client::{AdmissionOptions, AsterClient, CallOptions, Channel, Session};
     pub use aster_runtime::codec::Message;
     pub use aster_runtime::{Code, SerializationMode, Status};
 }
@@ -99,9 +99,15 @@ pub mod __private {
     pub use aster_runtime::client::{
         CallOptions, Channel, ClientStreamCall, RequestSink, Session, Streaming as ClientStreaming,
     };
-    pub use aster_runtime::codec::__private::{decode_json_native, encode_json_native};
+    pub use aster_runtime::codec::__private::{
+        decode_json_native, decode_json_native_xlang, encode_json_native, encode_json_native_xlang,
+    };
     pub use aster_runtime::codec::Message;
     pub use aster_runtime::codec::native::{NativeFory, NativeMessage, NativeRegistrar};
+    pub use aster_runtime::codec::xlang::{
+        XlangDecoder, XlangEncoder, XlangEnum, XlangField, XlangStruct, XlangStructReader, XlangStructWriter,
+        XlangType, XlangValue, read_enum_value, read_struct_value, write_enum_value, write_struct_value,
+    };
     pub use aster_runtime::contract::{
         BuiltContract, CapabilityKind, CapabilityRequirement, ContractError, ContractId, Describe, FieldDesc,
         FieldType, MethodDesc, MethodPattern, MethodType, Profile, ScopeKind, ServiceDesc, TypeDesc, TypeDescKind,
@@ -120,6 +126,37 @@ pub mod __private {
     /// The wire tag of an `#[aster(untagged)]` type: `"<namespace>/<TypeName>"`.
     pub fn untagged_wire_tag(module_path: &str, name: &str) -> String {
         format!("{}/{name}", untagged_namespace(module_path))
+    }
+
+    /// The length of [`dotted_path`]`(path)`: `path` with every `::` counted as one byte.
+    pub const fn dotted_path_len(path: &str) -> usize {
+        let b = path.as_bytes();
+        let (mut i, mut n) = (0, 0);
+        while i < b.len() {
+            i += if i + 1 < b.len() && b[i] == b':' && b[i + 1] == b':' { 2 } else { 1 };
+            n += 1;
+        }
+        n
+    }
+
+    /// `path` with `::` replaced by `.`, at compile time (what [`untagged_namespace`] computes
+    /// at run time): the XLANG namespace of an `#[aster(untagged)]` enum. `N` must be
+    /// [`dotted_path_len`]`(path)`.
+    pub const fn dotted_path<const N: usize>(path: &str) -> [u8; N] {
+        let b = path.as_bytes();
+        let mut out = [0u8; N];
+        let (mut i, mut n) = (0, 0);
+        while i < b.len() && n < N {
+            if i + 1 < b.len() && b[i] == b':' && b[i + 1] == b':' {
+                out[n] = b'.';
+                i += 2;
+            } else {
+                out[n] = b[i];
+                i += 1;
+            }
+            n += 1;
+        }
+        out
     }
 
     /// A capability requirement (`role("r")`, `any_of(..)`, `all_of(..)`).

@@ -284,6 +284,33 @@ mod inner {
     pub(crate) struct Anonymous {
         pub x: i64,
     }
+
+    #[derive(
+        Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, fory::ForyStruct, aster::AsterType,
+    )]
+    #[aster(tag = "derive/HoldsAnonymous")]
+    pub(crate) struct HoldsAnonymous {
+        pub name: String,
+        pub anon: Vec<Anonymous>,
+    }
+
+    #[derive(
+        Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, fory::ForyEnum, aster::AsterType,
+    )]
+    #[aster(untagged)]
+    pub(crate) enum Shade {
+        #[default]
+        Light,
+        Dark,
+    }
+
+    #[derive(
+        Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, fory::ForyStruct, aster::AsterType,
+    )]
+    #[aster(tag = "derive/WithShade")]
+    pub(crate) struct WithShade {
+        pub shade: Shade,
+    }
 }
 
 fn tree() -> Tree {
@@ -305,15 +332,58 @@ fn tree() -> Tree {
 }
 
 #[test]
-fn nested_and_recursive_types_round_trip_in_native_and_json() {
-    for mode in [SerializationMode::Native, SerializationMode::Json] {
+fn nested_and_recursive_types_round_trip_in_every_mode() {
+    for mode in [SerializationMode::Native, SerializationMode::Json, SerializationMode::Xlang] {
         let codec = PayloadCodec::new(mode);
         let (flags, payload) = codec.encode(&tree()).unwrap();
         let back: Tree = codec.decode(flags, &payload).unwrap();
         assert_eq!(back, tree(), "{mode}");
     }
-    let err = PayloadCodec::new(SerializationMode::Xlang).encode(&tree()).unwrap_err();
+    // XLANG: the enum travels as its declaration index (Blue = 6 is ordinal 2), not its value
+    let mut out = Vec::new();
+    Leaf::default().encode_payload(SerializationMode::Xlang, &mut out).unwrap();
+    assert_eq!(&out[..3], [0x02, 0xff, 0x1d], "pyfory header, not null, NAMED_STRUCT");
+    assert_eq!(<Color as aster::__private::XlangEnum>::to_ordinal(&Color::Blue), 2);
+    assert_eq!(<Color as aster::__private::XlangEnum>::from_ordinal(1), Some(Color::Green));
+    assert_eq!(<Color as aster::__private::XlangEnum>::from_ordinal(3), None);
+}
+
+#[test]
+fn xlang_field_types() {
+    let x = |t: aster::runtime::codec::xlang::XlangType| t.to_string();
+    assert_eq!(x(<Vec<u8> as AsterField>::XLANG), "binary");
+    assert_eq!(x(<Vec<Vec<u8>> as AsterField>::XLANG), "list<binary>");
+    assert_eq!(x(<Vec<u16> as AsterField>::XLANG), "list<int64>");
+    assert_eq!(x(<i32 as AsterField>::XLANG), "int32");
+    assert_eq!(x(<Option<Box<Leaf>> as AsterField>::XLANG), "optional<struct derive/Leaf>");
+    assert_eq!(x(<HashMap<String, Vec<Color>> as AsterField>::XLANG), "map<string, list<enum derive/Color>>");
+    assert_eq!(x(<HashSet<i64> as AsterField>::XLANG), "set<int64>");
+    assert_eq!(x(<f32 as AsterField>::XLANG), "float64");
+    assert!(x(<inner::Anonymous as AsterField>::XLANG).starts_with("unsupported (Anonymous is #[aster(untagged)]"));
+    // an untagged struct (and anything holding one) refuses XLANG; JSON and NATIVE still work
+    let err = PayloadCodec::new(SerializationMode::Xlang).encode(&inner::Anonymous { x: 1 }).unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
+    assert!(err.message().contains("macros.inner/Anonymous has no XLANG codec"), "{err}");
+    let err = PayloadCodec::new(SerializationMode::Xlang).decode::<inner::Anonymous>(0, b"\x02").unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented);
+    let holder = inner::HoldsAnonymous::default();
+    let err = PayloadCodec::new(SerializationMode::Xlang).encode(&holder).unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented);
+    assert!(
+        err.message().contains("derive/HoldsAnonymous.anon: no XLANG form: Anonymous is #[aster(untagged)]"),
+        "{err}"
+    );
+    let (f, p) = PayloadCodec::new(SerializationMode::Native).encode(&holder).unwrap();
+    assert_eq!(PayloadCodec::new(SerializationMode::Native).decode::<inner::HoldsAnonymous>(f, &p).unwrap(), holder);
+    // an untagged enum is named after its module path (compile-time `::` → `.`)
+    assert_eq!(<inner::Shade as aster::__private::XlangEnum>::NAMESPACE, "macros.inner");
+    assert_eq!(<inner::Shade as aster::__private::XlangEnum>::TYPENAME, "Shade");
+    let v = inner::WithShade { shade: inner::Shade::Dark };
+    let (f, p) = PayloadCodec::new(SerializationMode::Xlang).encode(&v).unwrap();
+    assert_eq!(PayloadCodec::new(SerializationMode::Xlang).decode::<inner::WithShade>(f, &p).unwrap(), v);
+    assert_eq!(*p.last().unwrap(), 1, "ordinal of Dark");
+    assert_eq!(aster::__private::dotted_path_len("a::bc::d"), 6);
+    assert_eq!(&aster::__private::dotted_path::<6>("a::bc::d"), b"a.bc.d");
 }
 
 #[test]

@@ -1,7 +1,7 @@
-//! Every RPC pattern end to end on a real node (127.0.0.1): the example TaskManager in NATIVE
-//! and JSON modes with the exact values of the reference's `taskmanager.py`, compression in
-//! both directions, metadata and peer identity in the handler, serialization-mode admission,
-//! and duplicate service registration.
+//! Every RPC pattern end to end on a real node (127.0.0.1): the example TaskManager in NATIVE,
+//! JSON and XLANG modes with the exact values of the reference's `taskmanager.py`, compression
+//! in both directions, metadata and peer identity in the handler, serialization-mode
+//! admission, and duplicate service registration.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
@@ -12,7 +12,11 @@ use aster::runtime::wire::flags;
 use common::taskmanager::*;
 use common::*;
 
+/// The modes of the `impl_message!` probe types (no XLANG codec).
 const MODES: [SerializationMode; 2] = [SerializationMode::Native, SerializationMode::Json];
+
+/// The modes of the example's derived types.
+const TM_MODES: [SerializationMode; 3] = [SerializationMode::Native, SerializationMode::Json, SerializationMode::Xlang];
 
 fn assignment(task_id: &str, priority: i64) -> TaskAssignment {
     TaskAssignment { task_id: task_id.into(), title: "write docs".into(), priority, tags: vec!["rust".into()] }
@@ -116,17 +120,36 @@ async fn taskmanager_all_patterns_json() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taskmanager_all_patterns_xlang() {
+    let (node, ep, ch) = taskmanager_node().await;
+    all_taskmanager_patterns(&ch, SerializationMode::Xlang).await;
+    stop(node, ep, ch).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mode_override_per_call_and_per_channel() {
     let (node, ep, ch) = taskmanager_node().await;
     let json_channel = TaskManagerClient::new(ch.clone().with_mode(SerializationMode::Json));
-    // channel default JSON, call overrides to NATIVE and back
-    for mode in MODES {
+    // channel default JSON, call overrides to NATIVE, XLANG and back
+    for mode in TM_MODES {
         let ack = json_channel.assign_task(&assignment("m", 1), CallOptions::new().mode(mode)).await.unwrap();
         assert_eq!(ack.worker, "rs-worker-1", "{mode}");
     }
-    // user types have no XLANG codec yet: refused client-side before anything is sent
-    let err = json_channel.assign_task(&assignment("x", 1), CallOptions::new().mode(SerializationMode::Xlang)).await;
-    expect_code(err, Code::Unimplemented);
+    let xlang_channel = TaskManagerClient::new(ch.clone().with_mode(SerializationMode::Xlang));
+    let ack = xlang_channel.assign_task(&assignment("x", 1), CallOptions::new()).await.unwrap();
+    assert_eq!(ack.task_id, "x");
+    // impl_message! types have no XLANG codec: refused client-side before anything is sent
+    let err = ch
+        .unary::<Msg, Msg>(
+            "TaskManager",
+            1,
+            "assign_task",
+            &Msg::new("x", 1),
+            CallOptions::new().mode(SerializationMode::Xlang),
+        )
+        .await;
+    let s = expect_code(err, Code::Unimplemented);
+    assert!(s.message().contains("probe/Msg has no XLANG codec"), "{s}");
     stop(node, ep, ch).await;
 }
 
@@ -142,24 +165,32 @@ async fn compressed_payloads_round_trip() {
         tags: (0..200).map(|i| format!("tag-{i}")).collect(),
     };
 
-    // typed client, both modes: NATIVE compresses both ways, JSON never compresses
-    for mode in MODES {
+    // typed client, every mode: NATIVE and XLANG compress both ways, JSON never compresses
+    for mode in TM_MODES {
         let ack = guard("big assign_task", tm.assign_task(&req, CallOptions::new().mode(mode))).await.unwrap();
         assert_eq!(ack, TaskAck { task_id: big_id.clone(), accepted: true, worker: "rs-worker-1".into() }, "{mode}");
     }
 
-    // raw NATIVE: the request goes out COMPRESSED and the response comes back COMPRESSED
-    let codec = PayloadCodec::new(SerializationMode::Native);
-    let (req_flags, payload) = codec.encode(&req).unwrap();
-    assert_eq!(req_flags, flags::COMPRESSED, "a > 4096-byte NATIVE payload is compressed");
-    let mut bytes = header_frame(&header("TaskManager", 1, "assign_task", SerializationMode::Native));
-    bytes.extend(frame_bytes(req_flags, &payload));
-    let frames = raw_exchange(&ch, &bytes).await;
-    assert_eq!(frames.len(), 2, "response + trailer: {frames:?}");
-    assert_eq!(frames[0].flags, flags::COMPRESSED, "the large response is compressed");
-    let ack: TaskAck = codec.decode(frames[0].flags, &frames[0].payload).unwrap();
-    assert_eq!(ack.task_id, big_id);
-    assert!(trailer_status(&frames).is_ok());
+    // raw NATIVE and XLANG: the request goes out COMPRESSED and the response comes back
+    // COMPRESSED
+    for mode in [SerializationMode::Native, SerializationMode::Xlang] {
+        let codec = PayloadCodec::new(mode);
+        let (req_flags, payload) = codec.encode(&req).unwrap();
+        assert_eq!(req_flags, flags::COMPRESSED, "a > 4096-byte {mode} payload is compressed");
+        let mut bytes = header_frame(&header("TaskManager", 1, "assign_task", mode));
+        bytes.extend(frame_bytes(req_flags, &payload));
+        let frames = raw_exchange(&ch, &bytes).await;
+        assert_eq!(frames.len(), 2, "{mode}: response + trailer: {frames:?}");
+        assert_eq!(frames[0].flags, flags::COMPRESSED, "{mode}: the large response is compressed");
+        let ack: TaskAck = codec.decode(frames[0].flags, &frames[0].payload).unwrap();
+        assert_eq!(ack.task_id, big_id);
+        assert!(trailer_status(&frames).is_ok());
+        if mode == SerializationMode::Xlang {
+            // pyfory's header: xlang bit, not null, NAMED_STRUCT
+            let plain = codec.decode_raw(frames[0].flags, frames[0].payload.clone()).unwrap();
+            assert_eq!(&plain[..3], &[0x02, 0xff, 0x1d]);
+        }
+    }
 
     // raw JSON: the server never compresses JSON, but accepts a compressed JSON request
     let json = PayloadCodec::new(SerializationMode::Json);
@@ -174,17 +205,19 @@ async fn compressed_payloads_round_trip() {
     let ack: TaskAck = json.decode(0, &frames[0].payload).unwrap();
     assert_eq!(ack.task_id, big_id);
 
-    // client stream with large items, and a server stream of large items
-    let summary = guard("big upload", async {
-        let mut up = tm.upload_steps(CallOptions::new()).await?;
-        for step in 0..3 {
-            up.send(&StepUpload { task_id: "big".into(), step, data: vec![step as u8; 100_000] }).await?;
-        }
-        up.finish().await
-    })
-    .await
-    .unwrap();
-    assert_eq!(summary, UploadSummary { task_id: "big".into(), steps_received: 3, total_bytes: 300_000 });
+    // client stream with large items (NATIVE and XLANG), and a server stream of large items
+    for mode in [SerializationMode::Native, SerializationMode::Xlang] {
+        let summary = guard("big upload", async {
+            let mut up = tm.upload_steps(CallOptions::new().mode(mode)).await?;
+            for step in 0..3 {
+                up.send(&StepUpload { task_id: "big".into(), step, data: vec![step as u8; 100_000] }).await?;
+            }
+            up.finish().await
+        })
+        .await
+        .unwrap();
+        assert_eq!(summary, UploadSummary { task_id: "big".into(), steps_received: 3, total_bytes: 300_000 }, "{mode}");
+    }
     stop(node, ep, ch).await;
 
     let fx = ProbeFixture::start(AsterNode::builder()).await;

@@ -108,6 +108,11 @@ async fn task_session_keeps_state_json() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_session_keeps_state_xlang() {
+    task_session_state_across_calls(SerializationMode::Xlang).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_are_independent() {
     let (node, ep, ch) = taskmanager_node().await;
     let a = ch.open_session("TaskSession", 1, CallOptions::new()).await.unwrap();

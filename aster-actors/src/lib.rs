@@ -8,10 +8,13 @@
 //! - [`service`]: descriptors, the typed-mailbox glue ([`ServiceDef`], [`RawCall`]) and the
 //!   handler traits ([`SharedService`], [`SessionService`]).
 //! - [`CallContext`], [`Streaming`], [`ServerSink`]: what handlers receive.
+//! - [`admission`]: consumer admission on `aster.consumer_admission` — the pluggable
+//!   [`AdmissionGate`] (default [`OpenGate`]) and the service list admitted consumers get.
 //!
 //! A handler that panics fails only its call (INTERNAL with the panic message); its actor is
 //! restarted by its supervisor, with OTP-style restart intensity escalating to the node.
 
+pub mod admission;
 mod bridge;
 pub mod context;
 mod host;
@@ -22,6 +25,7 @@ pub mod service;
 mod service_actors;
 pub mod supervision;
 
+pub use admission::{AdmissionContext, AdmissionDecision, AdmissionGate, OpenGate};
 pub use context::{CallContext, CallContextParts};
 pub use io::{ServerSink, Streaming};
 pub use node::{AsterNode, NodeBuilder, ServiceSummary, ShutdownReport};

@@ -3,8 +3,9 @@
 //! ```text
 //! NodeSupervisor
 //! ├── ServiceSupervisor (per service: worker pool + stream actors, or session actors)
-//! └── EndpointActor (iroh Endpoint + Router; closes them on stop)
-//!     └── ConnectionActor (per accepted connection; one stream bridge task per bi-stream)
+//! ├── EndpointActor (iroh Endpoint + Router: aster/1 and aster.consumer_admission; closes them on stop)
+//! │   └── ConnectionActor (per accepted aster/1 connection; one stream bridge task per bi-stream)
+//! └── AdmissionActor (the AdmissionGate and the admission view: services, RPC address, modes)
 //! ```
 //!
 //! Shutdown is ordered: stop admitting streams, drain in-flight calls up to the grace period
@@ -16,17 +17,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aster_runtime::Status;
-use aster_runtime::transport::{self, ALPN_RPC, AsterTicket, EndpointConfig};
+use aster_runtime::transport::{self, ALPN_CONSUMER_ADMISSION, ALPN_RPC, AsterTicket, EndpointConfig, NodeAddrText};
 use aster_runtime::wire::{ProtocolMessage, RpcStatus, flags};
+use aster_runtime::{SerializationMode, Status};
 use aster_sync::CallTracker;
 use iroh::endpoint::Connection;
 use iroh::protocol::{AcceptError, ProtocolHandler, Router};
 use iroh::{Endpoint, EndpointAddr, EndpointId, SecretKey};
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::admission::{
+    AdmissionActor, AdmissionArgs, AdmissionGate, AdmissionMsg, AdmissionProtocol, OpenGate, warn_open_gate,
+};
 use crate::bridge::{BridgeConfig, BridgeEnv, Registry, serve_stream};
 use crate::host::{ServiceHost, session_host, shared_host};
 use crate::service::{Scope, SessionInfo, SessionService, SharedService};
@@ -203,16 +207,20 @@ struct EndpointState {
 impl Actor for EndpointActor {
     type Msg = EndpointMsg;
     type State = EndpointState;
-    type Arguments = (EndpointConfig, Arc<BridgeEnv>, Arc<Inflight>);
+    type Arguments = (EndpointConfig, Arc<BridgeEnv>, Arc<Inflight>, AdmissionProtocol);
 
     async fn pre_start(
         &self,
         myself: ActorRef<EndpointMsg>,
-        (cfg, env, inflight): Self::Arguments,
+        (cfg, env, inflight, admission): Self::Arguments,
     ) -> Result<EndpointState, ActorProcessingErr> {
         let endpoint = transport::bind_endpoint(&cfg).await?;
         let protocol = AsterProtocol { env, inflight, endpoint_actor: myself.get_cell() };
-        let router = Router::builder(endpoint.clone()).accept(ALPN_RPC, protocol).spawn();
+        // Consumer admission is always served, as in the reference (also by an open gate).
+        let router = Router::builder(endpoint.clone())
+            .accept(ALPN_RPC, protocol)
+            .accept(ALPN_CONSUMER_ADMISSION, admission)
+            .spawn();
         tracing::info!(id = %endpoint.id(), addrs = ?endpoint.bound_sockets(), "aster endpoint listening");
         Ok(EndpointState { endpoint, router })
     }
@@ -277,11 +285,18 @@ struct NodeArgs {
     endpoint: EndpointConfig,
     env: Arc<BridgeEnv>,
     intensity: RestartIntensity,
+    gate: Arc<dyn AdmissionGate>,
+    summaries: Vec<ServiceSummary>,
 }
 
 struct NodeState {
     services: HashMap<ActorId, Arc<dyn ServiceHost>>,
     endpoint_actor: ActorRef<EndpointMsg>,
+    admission_actor: ActorRef<AdmissionMsg>,
+    /// Restart arguments of the admission actor.
+    admission_args: AdmissionArgs,
+    /// Where the admission protocol handler finds the current admission actor.
+    admission_slot: watch::Sender<Option<ActorRef<AdmissionMsg>>>,
     endpoint: Endpoint,
     env: Arc<BridgeEnv>,
     inflight: Arc<Inflight>,
@@ -301,17 +316,28 @@ impl Actor for NodeSupervisor {
             services.insert(cell.get_id(), host);
         }
         let inflight = Arc::new(Inflight::default());
+        let (admission_slot, slot) = watch::channel(None);
+        let admission = AdmissionProtocol { slot, draining: args.env.draining.clone() };
         let (endpoint_actor, _) = Actor::spawn_linked(
             None,
             EndpointActor,
-            (args.endpoint, args.env.clone(), inflight.clone()),
+            (args.endpoint, args.env.clone(), inflight.clone(), admission),
             myself.get_cell(),
         )
         .await?;
         let endpoint = ractor::call!(endpoint_actor, EndpointMsg::Endpoint)?;
+        // Admitted consumers dial this node (id + direct addresses) on aster/1.
+        let rpc_b64 = NodeAddrText::from(&transport::endpoint_addr(&endpoint)).to_base64();
+        let admission_args = AdmissionArgs::new(args.gate, &args.summaries, &rpc_b64);
+        let (admission_actor, _) =
+            Actor::spawn_linked(None, AdmissionActor, admission_args.clone(), myself.get_cell()).await?;
+        admission_slot.send_replace(Some(admission_actor.clone()));
         Ok(NodeState {
             services,
             endpoint_actor,
+            admission_actor,
+            admission_args,
+            admission_slot,
             endpoint,
             env: args.env,
             inflight,
@@ -348,6 +374,11 @@ impl Actor for NodeSupervisor {
                 let _ = state
                     .endpoint_actor
                     .stop_and_wait(Some("node shutdown".into()), Some(Duration::from_secs(10)))
+                    .await;
+                state.admission_slot.send_replace(None);
+                let _ = state
+                    .admission_actor
+                    .stop_and_wait(Some("node shutdown".into()), Some(Duration::from_secs(5)))
                     .await;
                 let _ = reply.send(ShutdownReport { drained, cancelled_calls });
                 myself.stop(Some("shutdown".into()));
@@ -401,6 +432,9 @@ impl NodeSupervisor {
                 if id == state.endpoint_actor.get_id() {
                     return Err(format!("endpoint actor failed: {err}").into());
                 }
+                if id == state.admission_actor.get_id() {
+                    return Self::restart_admission(myself, state, &err.to_string()).await;
+                }
                 if let Some(host) = state.services.remove(&id) {
                     let name = host.descriptor().name;
                     tracing::error!(service = name, %err, "service supervisor failed; restarting the service");
@@ -416,9 +450,31 @@ impl NodeSupervisor {
                 if id == state.endpoint_actor.get_id() {
                     return Err(format!("endpoint actor stopped: {reason:?}").into());
                 }
+                if id == state.admission_actor.get_id() {
+                    return Self::restart_admission(myself, state, &format!("stopped: {reason:?}")).await;
+                }
             }
             _ => {}
         }
+        Ok(())
+    }
+
+    /// Restarts the admission actor (counted against the node's intensity). Admission
+    /// connections arriving meanwhile wait for the new actor.
+    async fn restart_admission(
+        myself: ActorRef<NodeMsg>,
+        state: &mut NodeState,
+        why: &str,
+    ) -> Result<(), ActorProcessingErr> {
+        tracing::error!(reason = why, "admission actor ended; restarting it");
+        state.admission_slot.send_replace(None);
+        if !state.window.record(Instant::now()) {
+            return Err(format!("node restart intensity exceeded (admission actor: {why})").into());
+        }
+        let (actor, _) =
+            Actor::spawn_linked(None, AdmissionActor, state.admission_args.clone(), myself.get_cell()).await?;
+        state.admission_slot.send_replace(Some(actor.clone()));
+        state.admission_actor = actor;
         Ok(())
     }
 }
@@ -435,8 +491,12 @@ pub struct ServiceSummary {
     /// Scope.
     pub scope: Scope,
     /// The contract id (64 hex digits) of a service with a contract (`#[service]`); `None`
-    /// for hand-written glue.
+    /// for hand-written glue (admission then lists an empty contract id).
     pub contract_id: Option<String>,
+    /// The serialization modes advertised in admission, in preference order
+    /// ([`advertised_modes`](aster_runtime::admission::advertised_modes) of the modes the
+    /// service accepts): `[xlang, native, json]` for a `#[service]` declaring `[xlang]`.
+    pub serialization_modes: Vec<SerializationMode>,
 }
 
 /// Configures and starts an [`AsterNode`].
@@ -449,6 +509,7 @@ pub struct NodeBuilder {
     bridge: BridgeConfig,
     hosts: Vec<Arc<dyn ServiceHost>>,
     pending_pool: Vec<MakeHost>,
+    gate: Arc<dyn AdmissionGate>,
 }
 
 /// Deferred construction of a service host (needs the final pool size and intensity).
@@ -460,6 +521,7 @@ impl std::fmt::Debug for NodeBuilder {
             .field("endpoint", &self.endpoint)
             .field("pool_size", &self.pool_size)
             .field("grace", &self.grace)
+            .field("admission_gate", &self.gate.name())
             .finish_non_exhaustive()
     }
 }
@@ -475,13 +537,15 @@ impl Default for NodeBuilder {
             bridge: BridgeConfig::default(),
             hosts: Vec::new(),
             pending_pool: Vec::new(),
+            gate: Arc::new(OpenGate),
         }
     }
 }
 
 impl NodeBuilder {
     /// A builder with defaults: bind `127.0.0.1:0`, 8 workers per shared service, OTP restart
-    /// intensity (1 restart per 5 s) at service and node level, 10 s shutdown grace.
+    /// intensity (1 restart per 5 s) at service and node level, 10 s shutdown grace, open
+    /// admission gate ([`OpenGate`]).
     pub fn new() -> Self {
         Self::default()
     }
@@ -495,6 +559,13 @@ impl NodeBuilder {
     /// The node's secret key (its EndpointId is the public key). Default: a fresh key.
     pub fn secret_key(mut self, key: SecretKey) -> Self {
         self.endpoint.secret_key = Some(key);
+        self
+    }
+
+    /// The gate deciding consumer admission on `aster.consumer_admission` (default
+    /// [`OpenGate`]: everyone is admitted, and the node warns about it per service at start).
+    pub fn admission_gate(mut self, gate: impl AdmissionGate) -> Self {
+        self.gate = Arc::new(gate);
         self
     }
 
@@ -578,6 +649,7 @@ impl NodeBuilder {
                 version: d.version,
                 scope: d.scope,
                 contract_id: host.contract_id().map(|id| id.to_hex()),
+                serialization_modes: aster_runtime::admission::advertised_modes(&d.serialization),
             });
             registry.insert(key, host.clone());
         }
@@ -587,7 +659,15 @@ impl NodeBuilder {
             hard_stop: CancellationToken::new(),
             draining: CancellationToken::new(),
         });
-        let args = NodeArgs { hosts: self.hosts, endpoint: self.endpoint, env, intensity: self.node_intensity };
+        warn_open_gate(&*self.gate, &summaries);
+        let args = NodeArgs {
+            hosts: self.hosts,
+            endpoint: self.endpoint,
+            env,
+            intensity: self.node_intensity,
+            gate: self.gate,
+            summaries: summaries.clone(),
+        };
         let (supervisor, join) = Actor::spawn(None, NodeSupervisor, args)
             .await
             .map_err(|e| Status::unavailable(format!("node failed to start: {e}")))?;

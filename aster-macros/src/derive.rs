@@ -153,7 +153,7 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
                     None => next,
                 };
                 match i32::try_from(value) {
-                    Ok(v32) => variants.push((unraw(&v.ident), v32)),
+                    Ok(v32) => variants.push((v.ident.clone(), v32)),
                     Err(_) => errors.push(syn::Error::new(v.span(), "enum discriminant does not fit in an i32")),
                 }
                 next = value.saturating_add(1);
@@ -174,7 +174,8 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
 
 enum Body<'a> {
     Struct(Vec<&'a syn::Field>),
-    Enum(Vec<(String, i32)>),
+    /// Variants in declaration order (the XLANG ordinal is the index) with their values.
+    Enum(Vec<(syn::Ident, i32)>),
 }
 
 /// `r#type` → `type`.
@@ -204,9 +205,11 @@ fn generate(input: &DeriveInput, container: &Container, body: &Body<'_>) -> Toke
         ),
     };
 
-    let fqn_expr = match &container.fqn {
-        Some(f) => quote!(::std::string::String::from(#f)),
-        None => quote!(#p::type_fqn(&#namespace_expr, &#name_expr)),
+    let fqn_expr = match (&container.fqn, tag) {
+        (Some(f), _) => quote!(::std::string::String::from(#f)),
+        // literals: `&String::from("")` for an empty namespace would trip clippy in user code
+        (None, Tag::Explicit { namespace, name, .. }) => quote!(#p::type_fqn(#namespace, #name)),
+        (None, Tag::Untagged) => quote!(#p::type_fqn(&#namespace_expr, &#name_expr)),
     };
     let describe_fqn = match &container.fqn {
         Some(f) => quote!(::std::string::String::from(#f)),
@@ -248,6 +251,8 @@ fn generate(input: &DeriveInput, container: &Container, body: &Body<'_>) -> Toke
                 .iter()
                 .zip(&field_spans)
                 .map(|(t, span)| quote::quote_spanned!(*span=> <#t as #p::AsterField>::register_native(registrar)?;));
+            let xlang = xlang_struct(ty, &type_name, tag, fields);
+            let XlangStructParts { impls: xlang_impls, field_const: xlang_const, encode, decode } = xlang;
             quote! {
                 #[automatically_derived]
                 impl #p::Message for #ty {
@@ -260,14 +265,14 @@ fn generate(input: &DeriveInput, container: &Container, body: &Body<'_>) -> Toke
                         mode: #p::SerializationMode,
                         out: &mut ::std::vec::Vec<u8>,
                     ) -> ::std::result::Result<(), #p::Status> {
-                        #p::encode_json_native(self, mode, out)
+                        #p::#encode(self, mode, out)
                     }
 
                     fn decode_payload(
                         mode: #p::SerializationMode,
                         bytes: &[u8],
                     ) -> ::std::result::Result<Self, #p::Status> {
-                        #p::decode_json_native::<Self>(mode, bytes)
+                        #p::#decode::<Self>(mode, bytes)
                     }
                 }
 
@@ -295,17 +300,22 @@ fn generate(input: &DeriveInput, container: &Container, body: &Body<'_>) -> Toke
                         }
                         ::std::result::Result::Ok(())
                     }
+
+                    #xlang_const
                 }
+
+                #xlang_impls
 
                 #describe_struct
             }
         }
         Body::Enum(variants) => {
-            let names = variants.iter().map(|(n, _)| n);
+            let names = variants.iter().map(|(n, _)| unraw(n));
             let values = variants.iter().map(|(_, v)| v);
             let describe_enum = describe_impl(quote! {
                 #p::TypeDescKind::Enum(::std::vec![#((::std::string::String::from(#names), #values)),*])
             });
+            let xlang_impls = xlang_enum(ty, &type_name, tag, variants);
             quote! {
                 #[automatically_derived]
                 impl #p::AsterField for #ty {
@@ -320,9 +330,241 @@ fn generate(input: &DeriveInput, container: &Container, body: &Body<'_>) -> Toke
                         registrar.register_once::<Self>(wire_tag())?;
                         ::std::result::Result::Ok(())
                     }
+
+                    const XLANG: #p::XlangType = #p::XlangType::of_enum::<Self>();
                 }
 
+                #xlang_impls
+
                 #describe_enum
+            }
+        }
+    }
+}
+
+/// The XLANG part of a struct's expansion.
+struct XlangStructParts {
+    /// `XlangStruct` + `XlangValue` (tagged), or an `XlangValue` that refuses (untagged).
+    impls: TokenStream,
+    /// The `AsterField::XLANG` item.
+    field_const: TokenStream,
+    /// The `__private` helpers the `Message` impl forwards to.
+    encode: syn::Ident,
+    decode: syn::Ident,
+}
+
+/// `XlangStruct` + `XlangValue` for a tagged struct: the field schema in declaration order
+/// (types from `AsterField::XLANG`) and the driven write/read loops. An untagged struct has no
+/// XLANG form (Python requires a tag for XLANG too): its `XLANG` is `Unsupported`, its
+/// `XlangValue` answers `UNIMPLEMENTED` and its `Message` keeps JSON + NATIVE.
+fn xlang_struct(ty: &syn::Ident, type_name: &str, tag: &Tag, fields: &[&syn::Field]) -> XlangStructParts {
+    let p = quote!(::aster::__private);
+    let struct_value_impl = xlang_value_impl(&p, &quote!(#ty), "struct");
+    let (namespace, typename) = match tag {
+        Tag::Explicit { namespace, name, .. } => (namespace, name),
+        Tag::Untagged => {
+            let why = format!(
+                "{type_name} is #[aster(untagged)]; XLANG needs an explicit #[aster(tag = \"namespace/{type_name}\")]"
+            );
+            let refuse = quote!(::std::result::Result::Err(#p::Status::unimplemented(#why)));
+            return XlangStructParts {
+                impls: quote! {
+                    #[automatically_derived]
+                    impl #p::XlangValue for #ty {
+                        fn write_xlang(
+                            &self,
+                            _ty: &#p::XlangType,
+                            _enc: &mut #p::XlangEncoder,
+                        ) -> ::std::result::Result<(), #p::Status> {
+                            #refuse
+                        }
+
+                        fn read_xlang(
+                            _ty: &#p::XlangType,
+                            _dec: &mut #p::XlangDecoder<'_>,
+                        ) -> ::std::result::Result<Self, #p::Status> {
+                            #refuse
+                        }
+                    }
+                },
+                field_const: quote!(const XLANG: #p::XlangType = #p::XlangType::Unsupported(#why);),
+                encode: syn::Ident::new("encode_json_native", Span::call_site()),
+                decode: syn::Ident::new("decode_json_native", Span::call_site()),
+            };
+        }
+    };
+
+    let idents: Vec<&syn::Ident> = fields.iter().filter_map(|f| f.ident.as_ref()).collect();
+    let names: Vec<String> = idents.iter().map(|i| unraw(i)).collect();
+    let indices: Vec<proc_macro2::Literal> = (0..idents.len()).map(proc_macro2::Literal::usize_unsuffixed).collect();
+    let slots: Vec<syn::Ident> = (0..idents.len()).map(|i| quote::format_ident!("__aster_field_{i}")).collect();
+    let descriptors = fields.iter().zip(&names).map(|(f, name)| {
+        let t = &f.ty;
+        quote::quote_spanned!(t.span()=> #p::XlangField { name: #name, ty: <#t as #p::AsterField>::XLANG })
+    });
+    let writes = fields
+        .iter()
+        .zip(&idents)
+        .zip(&indices)
+        .map(|((f, ident), i)| quote::quote_spanned!(f.ty.span()=> #i => __aster_w.write(&self.#ident)?,));
+    let reads = slots
+        .iter()
+        .zip(&indices)
+        .map(|(slot, i)| quote!(#i => #slot = ::std::option::Option::Some(__aster_r.read()?),));
+    let takes =
+        idents.iter().zip(&slots).zip(&indices).map(|((ident, slot), i)| quote!(#ident: __aster_r.take(#slot, #i)?));
+    let (write_body, read_body) = if idents.is_empty() {
+        (
+            quote! {
+                if let ::std::option::Option::Some(__aster_i) = __aster_w.next_field() {
+                    return ::std::result::Result::Err(__aster_w.unknown_field(__aster_i));
+                }
+                ::std::result::Result::Ok(())
+            },
+            quote! {
+                if let ::std::option::Option::Some(__aster_i) = __aster_r.next_field() {
+                    return ::std::result::Result::Err(__aster_r.unknown_field(__aster_i));
+                }
+                ::std::result::Result::Ok(Self {})
+            },
+        )
+    } else {
+        (
+            quote! {
+                while let ::std::option::Option::Some(__aster_i) = __aster_w.next_field() {
+                    match __aster_i {
+                        #(#writes)*
+                        _ => return ::std::result::Result::Err(__aster_w.unknown_field(__aster_i)),
+                    }
+                }
+                ::std::result::Result::Ok(())
+            },
+            quote! {
+                #(let mut #slots = ::std::option::Option::None;)*
+                while let ::std::option::Option::Some(__aster_i) = __aster_r.next_field() {
+                    match __aster_i {
+                        #(#reads)*
+                        _ => return ::std::result::Result::Err(__aster_r.unknown_field(__aster_i)),
+                    }
+                }
+                ::std::result::Result::Ok(Self { #(#takes),* })
+            },
+        )
+    };
+
+    XlangStructParts {
+        impls: quote! {
+            #[automatically_derived]
+            impl #p::XlangStruct for #ty {
+                const NAMESPACE: &'static str = #namespace;
+                const TYPENAME: &'static str = #typename;
+
+                fn fields() -> &'static [#p::XlangField] {
+                    const FIELDS: &[#p::XlangField] = &[#(#descriptors),*];
+                    FIELDS
+                }
+
+                fn write_fields(
+                    &self,
+                    __aster_w: &mut #p::XlangStructWriter<'_>,
+                ) -> ::std::result::Result<(), #p::Status> {
+                    #write_body
+                }
+
+                fn read_fields(
+                    __aster_r: &mut #p::XlangStructReader<'_, '_>,
+                ) -> ::std::result::Result<Self, #p::Status> {
+                    #read_body
+                }
+            }
+
+            #struct_value_impl
+        },
+        field_const: quote!(const XLANG: #p::XlangType = #p::XlangType::of_struct::<Self>();),
+        encode: syn::Ident::new("encode_json_native_xlang", Span::call_site()),
+        decode: syn::Ident::new("decode_json_native_xlang", Span::call_site()),
+    }
+}
+
+/// `XlangEnum` + `XlangValue` for a unit enum: the ordinal is the declaration index (Python's
+/// `tuple(EnumType)` order), never the discriminant. Tagged or not (Python registers enums by
+/// module/qualname and the names never reach the wire in fields); an untagged enum is named
+/// after its module path, like its wire tag.
+fn xlang_enum(ty: &syn::Ident, type_name: &str, tag: &Tag, variants: &[(syn::Ident, i32)]) -> TokenStream {
+    let p = quote!(::aster::__private);
+    let enum_value_impl = xlang_value_impl(&p, &quote!(#ty), "enum");
+    let (namespace, typename) = match tag {
+        Tag::Explicit { namespace, name, .. } => (quote!(#namespace), name.clone()),
+        Tag::Untagged => (
+            quote! {{
+                const PATH: &str = ::std::module_path!();
+                const LEN: usize = #p::dotted_path_len(PATH);
+                const BYTES: [u8; LEN] = #p::dotted_path::<LEN>(PATH);
+                match ::std::str::from_utf8(&BYTES) {
+                    ::std::result::Result::Ok(s) => s,
+                    ::std::result::Result::Err(_) => PATH,
+                }
+            }},
+            type_name.to_owned(),
+        ),
+    };
+    let idents: Vec<&syn::Ident> = variants.iter().map(|(i, _)| i).collect();
+    let ordinals: Vec<proc_macro2::Literal> =
+        (0u32..).take(idents.len()).map(proc_macro2::Literal::u32_unsuffixed).collect();
+    let from_ordinal = if idents.is_empty() {
+        quote! {
+            let _ = ordinal;
+            ::std::option::Option::None
+        }
+    } else {
+        quote! {
+            match ordinal {
+                #(#ordinals => ::std::option::Option::Some(Self::#idents),)*
+                _ => ::std::option::Option::None,
+            }
+        }
+    };
+    quote! {
+        #[automatically_derived]
+        impl #p::XlangEnum for #ty {
+            const NAMESPACE: &'static str = #namespace;
+            const TYPENAME: &'static str = #typename;
+
+            fn to_ordinal(&self) -> u32 {
+                match *self {
+                    #(Self::#idents => #ordinals,)*
+                }
+            }
+
+            fn from_ordinal(ordinal: u32) -> ::std::option::Option<Self> {
+                #from_ordinal
+            }
+        }
+
+        #enum_value_impl
+    }
+}
+
+/// The `XlangValue` impl of a derived type: forwards to the codec's struct or enum helpers.
+fn xlang_value_impl(p: &TokenStream, ty: &TokenStream, kind: &str) -> TokenStream {
+    let write = syn::Ident::new(&format!("write_{kind}_value"), Span::call_site());
+    let read = syn::Ident::new(&format!("read_{kind}_value"), Span::call_site());
+    quote! {
+        #[automatically_derived]
+        impl #p::XlangValue for #ty {
+            fn write_xlang(
+                &self,
+                ty: &#p::XlangType,
+                enc: &mut #p::XlangEncoder,
+            ) -> ::std::result::Result<(), #p::Status> {
+                #p::#write(self, ty, enc)
+            }
+
+            fn read_xlang(
+                ty: &#p::XlangType,
+                dec: &mut #p::XlangDecoder<'_>,
+            ) -> ::std::result::Result<Self, #p::Status> {
+                #p::#read(ty, dec)
             }
         }
     }

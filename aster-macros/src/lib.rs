@@ -34,7 +34,11 @@
 //!   need one; the derive therefore **requires** it unless
 //! * `untagged` is given instead: the tag is then
 //!   `"<module path with :: replaced by .>/<TypeName>"` (e.g. `"my_crate.model/Order"`), the
-//!   Rust analogue of Python's default (`module` / `qualname`); it changes when the type moves;
+//!   Rust analogue of Python's default (`module` / `qualname`); it changes when the type moves.
+//!   Like Python, which requires a tag on every dataclass reachable in XLANG mode, an untagged
+//!   **struct has no XLANG codec**: XLANG calls carrying it (directly or in a field) answer
+//!   `UNIMPLEMENTED`, JSON and NATIVE work. An untagged enum works in XLANG (Python registers
+//!   enums by module/qualname anyway, and only the ordinal travels);
 //! * optionally `fqn = "module.TypeName"` — the type-graph key of the contract (default
 //!   `"{namespace}.{TypeName}"`). It only matters for recursive types, whose cycle cut and
 //!   `self_ref_name` depend on it; set it to the Python class's `module.qualname` to match a
@@ -44,11 +48,23 @@
 //! the Rust field name (`r#` stripped); `#[serde(rename)]` is not looked at.
 //!
 //! What a struct gets:
-//! * `aster::runtime::codec::Message` — JSON (serde, strict decoding) and NATIVE (fory
-//!   1.7.7, one cached `Fory` per type), the behaviour of `impl_message!`; XLANG and ROW
-//!   answer `UNIMPLEMENTED`. Every type reachable from the fields is registered in that
-//!   `Fory` automatically (through `aster::AsterField::register_native`, which registers a
-//!   type before its fields, so shared and recursive graphs terminate): no `nested = [..]`.
+//! * `aster::runtime::codec::Message` — JSON (serde, strict decoding), NATIVE (fory 1.7.7,
+//!   one cached `Fory` per type) and XLANG (the pyfory-0.16 bytes of aster-rpc 0.1.2, through
+//!   `aster::runtime::codec::xlang::{encode, decode}`; malformed input is `INVALID_ARGUMENT`);
+//!   ROW answers `UNIMPLEMENTED`. Every type reachable from the fields is registered in the
+//!   NATIVE `Fory` automatically (through `aster::AsterField::register_native`, which
+//!   registers a type before its fields, so shared and recursive graphs terminate): no
+//!   `nested = [..]`. `PayloadCodec` compresses NATIVE and XLANG payloads above 4096 bytes.
+//! * `aster::runtime::codec::xlang::XlangStruct` + `XlangValue` (tagged structs) — the XLANG
+//!   schema: namespace and type name from the tag, one field per struct field in declaration
+//!   order, named like the Rust field (`r#` stripped; it must equal the Python attribute, it
+//!   is part of the struct hash), typed by `<FieldTy as aster::AsterField>::XLANG` (the
+//!   Rust → XLANG table is on `aster::AsterField`: `i64` is Python `int`, `i32` is
+//!   `pyfory.int32`, `Vec<u8>` is `bytes`, `Option<T>` is `Optional[T]`, …), and the driven
+//!   write/read loops. The codec writes the fields in pyfory's order and checks the struct
+//!   hash, so a Python dataclass with the same tag, field names and annotations exchanges
+//!   byte-identical payloads with it. A field type without an XLANG form (`()`, an untagged
+//!   struct, `Option<Option<T>>`) makes XLANG answer `UNIMPLEMENTED` for this type only.
 //! * `aster::runtime::contract::Describe` — package/name from the tag, one field per struct
 //!   field in declaration order, field types from `aster::AsterField` (resolved by the
 //!   compiler, so aliases and qualified paths work; an unsupported type is a readable
@@ -56,9 +72,12 @@
 //! * `aster::AsterField` — as a field of another type it is a reference to its description.
 //!
 //! An enum gets `Describe` (kind ENUM: variant names with their discriminants, which must be
-//! integer literals if given) and `AsterField` (a reference, which the 0.1.2 profile records as
-//! ANY, as Python 0.1.2 does for enums), not `Message`. Generic types, tuple structs, unions
-//! and enums with data are rejected.
+//! integer literals if given), `AsterField` (a reference, which the 0.1.2 profile records as
+//! ANY, as Python 0.1.2 does for enums) and `XlangEnum` + `XlangValue` (XLANG writes the
+//! variant's **declaration index**, as pyfory writes a member's position in the Python enum;
+//! the discriminants do not travel: declare the variants in the Python order, without
+//! aliases), not `Message`. Generic types, tuple structs, unions and enums with data are
+//! rejected.
 //!
 //! ## `#[service]`
 //!
@@ -88,8 +107,9 @@ mod attrs;
 mod derive;
 mod service;
 
-/// Derives the aster glue of a message struct or a unit enum: `Message` (JSON + NATIVE),
-/// `Describe` (contract) and `AsterField`; see the crate documentation.
+/// Derives the aster glue of a message struct or a unit enum: `Message` (JSON + NATIVE +
+/// XLANG), `Describe` (contract), `AsterField` and the XLANG schema (`XlangStruct` /
+/// `XlangEnum` + `XlangValue`); see the crate documentation.
 ///
 /// Requires `#[aster(tag = "namespace/TypeName")]` or `#[aster(untagged)]`.
 #[proc_macro_derive(AsterType, attributes(aster))]

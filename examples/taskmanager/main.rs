@@ -44,6 +44,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tm.assign_task(&req, CallOptions::new().mode(SerializationMode::Json).metadata("x-trace-id", "abc123")).await?;
     println!("unary (json)  assign_task      -> {ack:?}");
 
+    // unary in XLANG mode (what Python clients speak by default)
+    let ack = tm.assign_task(&req, CallOptions::new().mode(SerializationMode::Xlang)).await?;
+    println!("unary (xlang) assign_task      -> {ack:?}");
+
     // server stream
     let mut updates =
         tm.watch_progress(&ProgressRequest { task_id: "t-1".into(), steps: 3 }, CallOptions::new()).await?;

@@ -10,6 +10,11 @@
 //! | client stream | [`Channel::client_stream`] / [`Channel::client_stream_iter`] | a [`ClientStreamCall`] (send, then `finish` → response) |
 //! | bidi | [`Channel::bidi`] | a [`RequestSink`] and a [`Streaming`], usable from different tasks |
 //!
+//! [`AsterClient`] runs the reference's connection flow first: consumer admission on
+//! `aster.consumer_admission` (service list, contract ids, RPC addresses, modes), then a cached
+//! [`Channel`] per RPC address, handed out per service in the serialization mode selected from
+//! the producer's list ([`AsterClient::channel_for`]).
+//!
 //! Session-scoped services are called through a [`Session`] ([`Channel::open_session`]): one
 //! stream per session, one CALL frame per call, calls strictly sequential.
 //!
@@ -23,12 +28,14 @@
 //! reset and stopped (error code [`crate::transport::stream::STREAM_CANCELLED`]); inside a
 //! session a CANCEL frame is sent instead and the session stays usable.
 
+mod admitted;
 mod channel;
 mod inbound;
 mod options;
 mod session;
 mod streams;
 
+pub use admitted::{AdmissionOptions, AsterClient, request_admission};
 pub use channel::Channel;
 pub use options::{CallOptions, uuid_v4};
 pub use session::Session;

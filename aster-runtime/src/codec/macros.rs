@@ -15,7 +15,10 @@
 /// aster_runtime::impl_message!(Ping, "demo/Ping"; json_only);
 /// ```
 ///
-/// XLANG and ROW return `UNIMPLEMENTED` for now. The type must not be generic (the NATIVE
+/// XLANG and ROW return `UNIMPLEMENTED`: an XLANG payload is written field by field in
+/// pyfory's order, from a schema this macro does not have. `#[derive(AsterType)]` (crate
+/// `aster`, with `#[aster(tag = "..")]`) generates that schema and the XLANG codec; use it for
+/// types that Python peers send or receive in XLANG mode. The type must not be generic (the NATIVE
 /// codec is cached in a `static` inside the generated impl); a concrete instantiation such
 /// as `Wrapper<u32>` is fine. The user crate needs `serde` (derive) and, unless `json_only`,
 /// a direct `fory = "1.7.7"` dependency for the fory derives.

@@ -2,17 +2,21 @@
 //!
 //! * [`Message`] is what a request or response type implements; it encodes and decodes itself
 //!   in a given [`SerializationMode`]. `#[derive(AsterType)]` (crate `aster`) writes the
-//!   impl for JSON + NATIVE together with the contract description; the exported
-//!   [`impl_message!`](crate::impl_message) macro writes the same codec impl without one.
+//!   impl for JSON + NATIVE + XLANG together with the contract description; the exported
+//!   [`impl_message!`](crate::impl_message) macro writes a JSON + NATIVE impl without one.
 //! * [`json`]: compact JSON like the Python reference, strict decoding (unknown keys →
 //!   `CONTRACT_VIOLATION`).
 //! * [`native`]: Fory 1.7.7 native (Rust ↔ Rust) mode with one cached `Fory` per type.
+//! * [`xlang`]: the pyfory-0.16 XLANG bytes of aster-rpc 0.1.2 (`NAMED_STRUCT` + struct hash),
+//!   driven by a per-type field schema ([`xlang::XlangStruct`]).
 //! * [`compress`]: zstd level 3 above a size threshold; bounded decompression.
 //! * [`PayloadCodec`]: mode + compression settings; turns a [`Message`] into
 //!   `(frame flags, payload)` and back.
 //!
-//! XLANG and ROW are not implemented for user types yet: [`unsupported_mode`] builds the
-//! `UNIMPLEMENTED` status every generated impl returns for them.
+//! XLANG needs the field schema only the derive knows (and an explicit wire tag, as in
+//! Python): types implemented with [`impl_message!`](crate::impl_message) or derived with
+//! `#[aster(untagged)]` answer XLANG with the `UNIMPLEMENTED` status of [`unsupported_mode`],
+//! as every type does for ROW.
 
 use bytes::Bytes;
 
@@ -39,10 +43,11 @@ pub const DEFAULT_COMPRESSION_THRESHOLD: usize = crate::wire::limits::COMPRESSIO
 ///
 /// Implementations encode and decode themselves for a [`SerializationMode`]. A mode the type
 /// does not support must return a `Status` (normally [`unsupported_mode`]), never panic.
-/// The trait is mode-generic on purpose: adding XLANG support for user types later changes
-/// only the implementations, not this signature.
+/// Compression is not the type's business: [`PayloadCodec`] applies it to the encoded bytes
+/// (NATIVE and XLANG above 4096 bytes, never JSON).
 ///
-/// Implement it with [`impl_message!`](crate::impl_message) (JSON + NATIVE) or by hand.
+/// Implement it with `#[derive(AsterType)]` (JSON + NATIVE + XLANG),
+/// [`impl_message!`](crate::impl_message) (JSON + NATIVE) or by hand.
 pub trait Message: Send + Sized + 'static {
     /// The wire tag `"namespace/TypeName"` (split at the last `/`, like `@wire_type`).
     fn wire_tag() -> &'static str;
@@ -54,12 +59,13 @@ pub trait Message: Send + Sized + 'static {
     fn decode_payload(mode: SerializationMode, bytes: &[u8]) -> Result<Self, Status>;
 }
 
-/// The `UNIMPLEMENTED` status for a mode a user type cannot use (today: XLANG and ROW).
+/// The `UNIMPLEMENTED` status for a mode a user type cannot use: ROW always, XLANG for types
+/// without an XLANG codec (`impl_message!`, `#[aster(untagged)]`).
 pub fn unsupported_mode(mode: SerializationMode, wire_tag: &str) -> Status {
     match mode {
         SerializationMode::Xlang => Status::unimplemented(format!(
-            "XLANG payloads for user types are not implemented yet (type {wire_tag}); \
-             use JSON or NATIVE"
+            "type {wire_tag} has no XLANG codec: XLANG needs #[derive(AsterType)] with an explicit \
+             #[aster(tag = \"namespace/TypeName\")] (impl_message! and untagged types support JSON and NATIVE)"
         )),
         SerializationMode::Row => Status::unimplemented(format!(
             "ROW payloads are not implemented by aster-rs (type {wire_tag}); use JSON or NATIVE"
@@ -172,8 +178,30 @@ pub mod __private {
     pub use ::fory;
     pub use ::serde;
 
-    use super::{Message, json, native, unsupported_mode};
+    use super::{Message, json, native, unsupported_mode, xlang};
     use crate::wire::{SerializationMode, Status};
+
+    /// `encode_payload` of a JSON + NATIVE + XLANG message (`#[derive(AsterType)]` with a tag).
+    pub fn encode_json_native_xlang<T>(value: &T, mode: SerializationMode, out: &mut Vec<u8>) -> Result<(), Status>
+    where
+        T: Message + serde::Serialize + native::NativeMessage + xlang::XlangStruct,
+    {
+        match mode {
+            SerializationMode::Xlang => xlang::encode(value, out),
+            other => encode_json_native(value, other, out),
+        }
+    }
+
+    /// `decode_payload` of a JSON + NATIVE + XLANG message.
+    pub fn decode_json_native_xlang<T>(mode: SerializationMode, bytes: &[u8]) -> Result<T, Status>
+    where
+        T: Message + serde::de::DeserializeOwned + native::NativeMessage + xlang::XlangStruct,
+    {
+        match mode {
+            SerializationMode::Xlang => xlang::decode(bytes),
+            other => decode_json_native(other, bytes),
+        }
+    }
 
     /// `encode_payload` of a JSON + NATIVE message.
     pub fn encode_json_native<T>(value: &T, mode: SerializationMode, out: &mut Vec<u8>) -> Result<(), Status>
@@ -348,7 +376,7 @@ mod tests {
     }
 
     #[test]
-    fn xlang_and_row_are_unimplemented() {
+    fn xlang_and_row_are_unimplemented_for_impl_message_types() {
         for mode in [SerializationMode::Xlang, SerializationMode::Row] {
             let c = PayloadCodec::new(mode);
             let err = c.encode(&job(1)).unwrap_err();
@@ -357,9 +385,8 @@ mod tests {
             assert_eq!(err.code(), Code::Unimplemented);
         }
         let err = PayloadCodec::new(SerializationMode::Xlang).encode(&job(1)).unwrap_err();
-        assert!(err.message().contains("XLANG payloads for user types are not implemented yet"));
-        assert!(err.message().contains("use JSON or NATIVE"));
-        assert!(err.message().contains("taskmgr/Job"));
+        assert!(err.message().contains("type taskmgr/Job has no XLANG codec"), "{err}");
+        assert!(err.message().contains("#[derive(AsterType)]"), "{err}");
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! part by implementing [`XlangStruct`] (a static field list plus two small driven loops) and
 //! [`XlangValue`] (one line each, forwarding to [`write_struct_value`] / [`read_struct_value`]);
 //! enums implement [`XlangEnum`] and forward to [`write_enum_value`] / [`read_enum_value`].
-//! A derive macro generates all of it; the tests of this module contain hand-written impls.
+//! `#[derive(AsterType)]` (crate `aster`) generates all of it for tagged structs and unit
+//! enums, and its `Message` impl calls [`encode`] / [`decode`] in XLANG mode; the field types
+//! come from `aster::AsterField::XLANG`. The tests of this module contain hand-written impls.
 //!
 //! # The schema: [`XlangField`] / [`XlangType`]
 //!
@@ -21,7 +23,7 @@
 //! | `bool` | `Bool` | 1 | `bool` |
 //! | `int` | `Int64` (zigzag var-int64) | 7 | `i64`, `i32`, `i16`, `i8`, `u64`, `u32`, `u16`, `u8` |
 //! | `pyfory.int32` | `Int32` (zigzag var-int32) | 5 | same |
-//! | `float` | `Float64` (8 bytes LE) | 20 | `f64` |
+//! | `float` | `Float64` (8 bytes LE) | 20 | `f64`, `f32` (rounded when read) |
 //! | `str` | `String` | 21 | `String` |
 //! | `bytes` | `Binary` | 41 | `Vec<u8>`, `bytes::Bytes` |
 //! | `list[T]` | `List(&T)` | 22 | `Vec<T>`, `HashSet`, `BTreeSet` |
@@ -30,6 +32,7 @@
 //! | `Optional[T]` | `Optional(&T)` | T's, nullable | `Option<T>` |
 //! | `@wire_type` dataclass | `Struct { .. }` | 0 | the struct (also `Box<T>`) |
 //! | `enum.Enum` | `Enum { .. }` | 0 | the enum |
+//! | — | `Unsupported(why)` | 0 | `()`, untagged structs: `UNIMPLEMENTED` |
 //!
 //! # Field order (pyfory 0.16 `group_fields`)
 //!
@@ -80,7 +83,9 @@
 //! Malformed input is `INVALID_ARGUMENT` with the failing field path (`Outer.items: Inner.name:
 //! truncated …`); decoding never panics and allocates at most in proportion to the input.
 //! Nesting is limited to [`MAX_DEPTH`] levels of structs and containers. A descriptor that does
-//! not match its Rust type (a derive bug) is `INTERNAL`.
+//! not match its Rust type (a derive bug) is `INTERNAL`. A type that has no XLANG form
+//! (`Unsupported`, `Optional` of `Optional`, an `Optional` map key) is `UNIMPLEMENTED` (checked
+//! when the struct holding it is first reached, before any of that struct's fields).
 
 use std::any::TypeId;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -162,6 +167,11 @@ pub enum XlangType {
         /// Fory type name.
         typename: &'static str,
     },
+    /// A Rust type without an XLANG form (`()`, an `#[aster(untagged)]` struct, a custom
+    /// field type that does not declare one); the text says why. A struct with such a field
+    /// (at any depth of its containers) cannot be encoded or decoded: both answer
+    /// `UNIMPLEMENTED` with the field path and this text.
+    Unsupported(&'static str),
 }
 
 impl XlangType {
@@ -205,6 +215,7 @@ impl XlangType {
             XlangType::Optional(inner) => inner.type_id(),
             XlangType::Struct { .. } => type_id::NAMED_STRUCT,
             XlangType::Enum { .. } => type_id::NAMED_ENUM,
+            XlangType::Unsupported(_) => type_id::UNKNOWN,
         }
     }
 
@@ -212,7 +223,7 @@ impl XlangType {
     /// `0` (`UNKNOWN`) for structs and enums.
     pub fn fingerprint_type_id(&self) -> u8 {
         match self.unwrap_optional().0 {
-            XlangType::Struct { .. } | XlangType::Enum { .. } => type_id::UNKNOWN,
+            XlangType::Struct { .. } | XlangType::Enum { .. } | XlangType::Unsupported(_) => type_id::UNKNOWN,
             other => other.type_id(),
         }
     }
@@ -237,6 +248,7 @@ impl fmt::Display for XlangType {
             XlangType::Optional(e) => write!(f, "optional<{e}>"),
             XlangType::Struct { namespace, typename, .. } => write!(f, "struct {namespace}/{typename}"),
             XlangType::Enum { namespace, typename } => write!(f, "enum {namespace}/{typename}"),
+            XlangType::Unsupported(why) => write!(f, "unsupported ({why})"),
         }
     }
 }
@@ -319,6 +331,12 @@ pub trait XlangEnum: Sized + 'static {
 /// `write_xlang` / `read_xlang` handle the *data* of a non-null value: the caller (a field,
 /// a list, a map) has already dealt with `Optional` (null flags) and with type info, and
 /// passes the type without its `Optional` wrapper.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no XLANG codec",
+    label = "`XlangValue` is not implemented for this type",
+    note = "derive `AsterType` for it (with a tag), or implement `aster::runtime::codec::xlang::XlangValue` and \
+            declare its `aster::AsterField::XLANG` type"
+)]
 pub trait XlangValue: Sized {
     /// Writes the value's data as `ty`.
     fn write_xlang(&self, ty: &XlangType, enc: &mut XlangEncoder) -> Result<(), Status>;
@@ -392,7 +410,9 @@ fn sort_key(f: &XlangField) -> (u8, u8, i32, i32, &'static str) {
         XlangType::List(_) => (3, 0, 0, 0, f.name),
         XlangType::Set(_) => (4, 0, 0, 0, f.name),
         XlangType::Map(..) => (5, 0, 0, 0, f.name),
-        XlangType::Optional(_) | XlangType::Struct { .. } | XlangType::Enum { .. } => (6, 0, 0, 0, f.name),
+        XlangType::Optional(_) | XlangType::Struct { .. } | XlangType::Enum { .. } | XlangType::Unsupported(_) => {
+            (6, 0, 0, 0, f.name)
+        }
     }
 }
 
@@ -411,14 +431,17 @@ fn validate_type(ty: &XlangType, what: &str) -> Result<(), Status> {
     match ty {
         XlangType::Optional(inner) => {
             if inner.is_optional() {
-                return Err(internal(format!("{what}: nested Optional (Optional[Optional[T]] is Optional[T])")));
+                return Err(Status::unimplemented(format!(
+                    "{what}: no XLANG form: nested Optional (Python's Optional[Optional[T]] is Optional[T])"
+                )));
             }
             validate_type(inner, what)
         }
         XlangType::List(e) | XlangType::Set(e) => validate_type(e, what),
+        XlangType::Unsupported(why) => Err(Status::unimplemented(format!("{what}: no XLANG form: {why}"))),
         XlangType::Map(k, v) => {
             if k.is_optional() {
-                return Err(internal(format!("{what}: map keys cannot be Optional")));
+                return Err(Status::unimplemented(format!("{what}: no XLANG form: map keys cannot be Optional")));
             }
             validate_type(k, what)?;
             validate_type(v, what)
@@ -1200,6 +1223,44 @@ impl XlangValue for f64 {
             XlangType::Float64 => dec.r.read_f64().map_err(malformed),
             _ => Err(mismatch::<Self>(ty)),
         }
+    }
+}
+
+/// `f32` travels as a Python `float` (float64): widened exactly when written, rounded to the
+/// nearest `f32` when read; a finite value beyond the `f32` range is `INVALID_ARGUMENT`.
+impl XlangValue for f32 {
+    fn write_xlang(&self, ty: &XlangType, enc: &mut XlangEncoder) -> Result<(), Status> {
+        match ty {
+            XlangType::Float64 => {
+                enc.w.write_f64(f64::from(*self));
+                Ok(())
+            }
+            _ => Err(mismatch::<Self>(ty)),
+        }
+    }
+
+    fn read_xlang(ty: &XlangType, dec: &mut XlangDecoder<'_>) -> Result<Self, Status> {
+        let v = match ty {
+            XlangType::Float64 => dec.r.read_f64().map_err(malformed)?,
+            _ => return Err(mismatch::<Self>(ty)),
+        };
+        let narrow = v as f32;
+        if v.is_finite() && narrow.is_infinite() {
+            return Err(invalid(format!("{v} is out of range for f32")));
+        }
+        Ok(narrow)
+    }
+}
+
+/// `()` has no XLANG form (a struct field of type `()` makes its struct `UNIMPLEMENTED` in
+/// XLANG mode); the impl exists so that such structs still compile for the other modes.
+impl XlangValue for () {
+    fn write_xlang(&self, ty: &XlangType, _enc: &mut XlangEncoder) -> Result<(), Status> {
+        Err(Status::unimplemented(format!("() has no XLANG form (asked for {ty})")))
+    }
+
+    fn read_xlang(ty: &XlangType, _dec: &mut XlangDecoder<'_>) -> Result<Self, Status> {
+        Err(Status::unimplemented(format!("() has no XLANG form (asked for {ty})")))
     }
 }
 
@@ -2702,18 +2763,30 @@ mod tests {
         one_field!(WrongStruct, Inner, XlangType::Struct { namespace: "xt", typename: "Other", hash: || 0 });
         one_field!(WrongEnum, Color, XlangType::Enum { namespace: "x", typename: "Color" });
         one_field!(BytesAsList, Vec<String>, XlangType::Binary);
+        one_field!(NoForm, Vec<bool>, XlangType::List(&XlangType::Unsupported("a test type")));
         let mut out = Vec::new();
         for e in [
             encode(&WrongRust::default(), &mut out).unwrap_err(),
-            encode(&NestedOpt::default(), &mut out).unwrap_err(),
-            encode(&OptKey::default(), &mut out).unwrap_err(),
             encode(&WrongStruct::default(), &mut out).unwrap_err(),
             encode(&WrongEnum::default(), &mut out).unwrap_err(),
             encode(&BytesAsList::default(), &mut out).unwrap_err(),
-            decode::<NestedOpt>(b"\x02").unwrap_err(),
         ] {
             assert_eq!(e.code(), Code::Internal, "{e}");
         }
+        // types without an XLANG form: UNIMPLEMENTED, before any byte is read or written
+        for e in [
+            encode(&NestedOpt::default(), &mut out).unwrap_err(),
+            encode(&OptKey::default(), &mut out).unwrap_err(),
+            encode(&NoForm::default(), &mut out).unwrap_err(),
+            decode::<NestedOpt>(b"\x02").unwrap_err(),
+            decode::<NoForm>(b"").unwrap_err(),
+        ] {
+            assert_eq!(e.code(), Code::Unimplemented, "{e}");
+            assert!(e.message().contains(".v: no XLANG form: "), "{e}");
+        }
+        let e = encode(&NoForm::default(), &mut out).unwrap_err();
+        assert!(e.message().ends_with("xt/NoForm.v: no XLANG form: a test type"), "{e}");
+        assert_eq!(XlangType::List(&XlangType::Unsupported("why")).to_string(), "list<unsupported (why)>");
         assert!(out.is_empty());
 
         // write_fields that skips a field / reads without next_field

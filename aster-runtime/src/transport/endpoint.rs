@@ -104,3 +104,50 @@ pub fn addr_from_ticket(ticket: &AsterTicket) -> Result<EndpointAddr, Status> {
     }
     Ok(addr)
 }
+
+/// Parses a peer address in any form the reference's clients accept (protocol §2.3 step 1):
+/// an `aster1…` ticket (direct addresses; the relay is dropped), base64 "NodeAddr bytes"
+/// ([`NodeAddrText`](super::NodeAddrText)), or a bare 64-hex EndpointId (no addresses: only
+/// dialable when the endpoint already knows where the peer is). Malformed input is
+/// `INVALID_ARGUMENT`.
+pub fn parse_address(s: &str) -> Result<EndpointAddr, Status> {
+    let s = s.trim();
+    if s.starts_with(super::ticket::TICKET_PREFIX) {
+        let ticket: AsterTicket = s.parse().map_err(|e| Status::invalid_argument(format!("invalid ticket: {e}")))?;
+        return addr_from_ticket(&ticket);
+    }
+    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let id: iroh::EndpointId =
+            s.parse().map_err(|e| Status::invalid_argument(format!("invalid endpoint id {s}: {e}")))?;
+        return Ok(EndpointAddr::new(id));
+    }
+    super::NodeAddrText::from_base64(s)
+        .map_err(|e| {
+            Status::invalid_argument(format!("not an aster1 ticket, a base64 NodeAddr or a 64-hex endpoint id: {e}"))
+        })?
+        .to_endpoint_addr()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::transport::NodeAddrText;
+
+    #[test]
+    fn parse_address_accepts_the_three_forms() {
+        let id = SecretKey::from_bytes(&[3; 32]).public();
+        let sa: std::net::SocketAddr = "127.0.0.1:4433".parse().unwrap();
+        let want = EndpointAddr::new(id).with_ip_addr(sa);
+        let ticket =
+            AsterTicket { endpoint_id: *id.as_bytes(), relay_addr: None, direct_addrs: vec![sa], credential: None };
+        assert_eq!(parse_address(&ticket.to_string()).unwrap(), want);
+        let b64 = NodeAddrText::from(&want).to_base64();
+        assert_eq!(parse_address(&b64).unwrap(), want);
+        assert_eq!(parse_address(&format!(" {id} ")).unwrap(), EndpointAddr::new(id));
+        for bad in ["", "aster1zzz", "hello", &"g".repeat(64)] {
+            let e = parse_address(bad).unwrap_err();
+            assert_eq!(e.code(), crate::Code::InvalidArgument, "{bad}: {e}");
+        }
+    }
+}

@@ -6,7 +6,7 @@ pub mod nodeaddr;
 pub mod stream;
 pub mod ticket;
 
-pub use endpoint::{EndpointConfig, addr_from_ticket, bind_endpoint, endpoint_addr, ticket_for};
+pub use endpoint::{EndpointConfig, addr_from_ticket, bind_endpoint, endpoint_addr, parse_address, ticket_for};
 pub use nodeaddr::NodeAddrText;
 pub use stream::{FrameReader, FrameWriter, FramedStream};
 pub use ticket::{AsterTicket, TicketCredential, TicketError};

@@ -16,7 +16,10 @@ use base64::Engine;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 
+use iroh::{EndpointAddr, EndpointId};
+
 use super::ticket::{AsterTicket, TicketError};
+use crate::Status;
 
 /// Decoder that accepts base64 with or without padding (encoding always pads).
 const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -99,6 +102,30 @@ impl NodeAddrText {
     pub fn from_base64(b64: &str) -> Result<NodeAddrText, TicketError> {
         let bytes = LENIENT_BASE64.decode(b64.trim()).map_err(TicketError::InvalidBase64)?;
         NodeAddrText::parse_bytes(&bytes)
+    }
+}
+
+impl NodeAddrText {
+    /// The dialable iroh address: the endpoint id and the direct addresses. The relay URL is
+    /// not used (the offline endpoint recipe has no relays). An id that is not a valid ed25519
+    /// key is `INVALID_ARGUMENT`.
+    pub fn to_endpoint_addr(&self) -> Result<EndpointAddr, Status> {
+        let id = EndpointId::from_bytes(&self.endpoint_id).map_err(|e| {
+            Status::invalid_argument(format!("endpoint id {} is not a valid key: {e}", self.endpoint_id_hex()))
+        })?;
+        Ok(self.direct_addrs.iter().fold(EndpointAddr::new(id), |a, sa| a.with_ip_addr(*sa)))
+    }
+}
+
+/// An iroh address in the text form: its id, its first relay URL (if any) and its direct
+/// addresses in iroh's (sorted) order.
+impl From<&EndpointAddr> for NodeAddrText {
+    fn from(addr: &EndpointAddr) -> NodeAddrText {
+        NodeAddrText {
+            endpoint_id: *addr.id.as_bytes(),
+            relay_url: addr.relay_urls().next().map(|u| u.to_string()),
+            direct_addrs: addr.ip_addrs().copied().collect(),
+        }
     }
 }
 
@@ -224,6 +251,24 @@ mod tests {
         let long = "x".repeat(500);
         let msg = NodeAddrText::parse_text(&long).unwrap_err().to_string();
         assert!(msg.len() < 200, "{msg}");
+    }
+
+    #[test]
+    fn endpoint_addr_conversions() {
+        let key = iroh::SecretKey::from_bytes(&[7; 32]);
+        let id = key.public();
+        let ea = EndpointAddr::new(id).with_ip_addr(sa("127.0.0.1:4000")).with_ip_addr(sa("[::1]:4001"));
+        let text = NodeAddrText::from(&ea);
+        assert_eq!(text.endpoint_id, *id.as_bytes());
+        assert_eq!(text.relay_url, None);
+        assert_eq!(text.direct_addrs, vec![sa("127.0.0.1:4000"), sa("[::1]:4001")]);
+        assert_eq!(text.to_endpoint_addr().unwrap(), ea);
+        let round = NodeAddrText::from_base64(&text.to_base64()).unwrap().to_endpoint_addr().unwrap();
+        assert_eq!(round, ea);
+        // the golden capture's address is dialable as is
+        let golden = NodeAddrText::parse_text(&format!("{ID_HEX}\n\n127.0.0.1:58296\n[::1]:34135")).unwrap();
+        let ea = golden.to_endpoint_addr().unwrap();
+        assert_eq!(ea.ip_addrs().count(), 2);
     }
 
     #[test]
