@@ -65,6 +65,16 @@
 //! # }
 //! ```
 
+//! ## Trust
+//!
+//! `NodeBuilder::trusted(root_pubkey, nonce_store)` requires consumers to present an enrollment
+//! credential signed by the deployment's root key, closes connections of peers that are not
+//! admitted (Gate 0), checks `requires =` capabilities before decoding requests (Gate 3) and
+//! serves producer admission; clients present credentials with
+//! [`AdmissionOptions::credential_file`](aster_runtime::client::AdmissionOptions::credential_file).
+//! The `aster` binary of this crate makes root keys and credentials (`aster trust keygen | sign |
+//! verify`, file-compatible with `aster-cli`). See `docs/trust.md`.
+
 // Generated code names paths as `::aster::…`; this makes them resolve inside this crate too.
 extern crate self as aster;
 
@@ -79,9 +89,9 @@ pub use field::AsterField;
 /// The names most programs need.
 pub mod prelude {
     pub use aster_actors::{
-        AdmissionGate, AsterNode, CallContext, MethodDescriptor, NodeBuilder, OpenGate, Pattern, RawCall, ReplyPort,
-        RestartIntensity, Routed, Scope, ServerSink, ServiceDef, ServiceDescriptor, SessionInfo, SessionService,
-        SharedService, ShutdownReport, Streaming,
+        AdmissionGate, AsterNode, CallAuthorizer, CallContext, MethodDescriptor, NodeBuilder, OpenGate, Pattern,
+        RawCall, ReplyPort, RestartIntensity, Routed, Scope, ServerSink, ServiceDef, ServiceDescriptor, SessionInfo,
+        SessionService, SharedService, ShutdownReport, Streaming, TrustedGate,
     };
     pub use aster_macros::{AsterType, service};
     pub use aster_runtime::client::{AdmissionOptions, AsterClient, CallOptions, Channel, Session};

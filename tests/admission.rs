@@ -297,12 +297,10 @@ impl AdmissionGate for ToyGate {
     fn admit<'a>(&'a self, ctx: &'a AdmissionContext) -> BoxFuture<'a, AdmissionDecision> {
         Box::pin(async move {
             if ctx.request.credential_json == "let me in" {
-                AdmissionDecision::Admit {
-                    attributes: BTreeMap::from([
-                        ("aster.role".into(), "ops".into()),
-                        ("peer".into(), ctx.peer.to_string()),
-                    ]),
-                }
+                AdmissionDecision::admit_with(BTreeMap::from([
+                    ("aster.role".into(), "ops".into()),
+                    ("peer".into(), ctx.peer.to_string()),
+                ]))
             } else {
                 AdmissionDecision::deny("wrong credential")
             }

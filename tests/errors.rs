@@ -136,7 +136,7 @@ async fn client_deadline_exceeded_cancels_the_handler() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_enforces_the_wire_deadline() {
     // The client sends a deadline but does not enforce it itself (raw stream): the server's
-    // own timer (deadline + skew tolerance) ends the call with DEADLINE_EXCEEDED.
+    // own timer (at the exact wire deadline) ends the call with DEADLINE_EXCEEDED.
     let fx = ProbeFixture::start(AsterNode::builder()).await;
     let codec = PayloadCodec::new(SerializationMode::Native);
     let mut h = header(PROBE, 1, "sleep", SerializationMode::Native);

@@ -21,25 +21,16 @@
 #[path = "../examples/taskmanager/service.rs"]
 mod service;
 
-use std::fs;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+#[path = "interop/harness.rs"]
+mod harness;
+
+use std::time::Duration;
 
 use aster::prelude::*;
 use aster::runtime::admission::{ConsumerAdmissionRequest, ConsumerAdmissionResponse, MAX_ADMISSION_PAYLOAD};
-use aster::runtime::transport::{
-    ALPN_CONSUMER_ADMISSION, EndpointAddr, EndpointConfig, EndpointId, NodeAddrText, bind_endpoint,
-};
+use aster::runtime::transport::{ALPN_CONSUMER_ADMISSION, EndpointAddr, EndpointConfig, NodeAddrText, bind_endpoint};
+use harness::{PyServer, RUST_CALLS_LIMIT, ScratchDir, interop_script, run_py_client};
 use service::{TaskAck, TaskAssignment, TaskManager, TaskManagerService, TaskSession, TaskSessionService};
-
-/// How long `server.py` may take to write its info file (it takes well under a second).
-const SERVER_START_LIMIT: Duration = Duration::from_secs(30);
-/// How long one `client.py` run may take (all cases together take about a second).
-const CLIENT_RUN_LIMIT: Duration = Duration::from_secs(120);
-/// Bound for the Rust side of a test (connect + calls).
-const RUST_CALLS_LIMIT: Duration = Duration::from_secs(60);
 
 /// The `client.py` cases run against the Rust node.
 ///
@@ -84,215 +75,7 @@ const TYPED_CASE_OUTPUT: &[(&str, &str)] = &[
     ("session", "session      chat          -> [ChatMessage(sender='session(2 tasks)', text='PING 0', seq=0)"),
 ];
 
-// ── locating the Python peer ────────────────────────────────────────────────
-
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("shared").join("interop")
-}
-
-fn venv_dir() -> PathBuf {
-    match std::env::var_os("ASTER_PY_VENV") {
-        Some(v) if !v.is_empty() => PathBuf::from(v),
-        _ => {
-            let home = std::env::var_os("HOME").expect("HOME is not set (needed to find the Python peer venv)");
-            PathBuf::from(home).join(".cache").join("aster-py-venv")
-        }
-    }
-}
-
-/// Fails the test (loudly) when the reference peer is not installed.
-fn require_peer() {
-    let py = interop_dir().join("py");
-    assert!(py.is_file(), "Python reference peer harness not found at {} (expected ../shared/interop/)", py.display());
-    let python = venv_dir().join("bin").join("python");
-    assert!(
-        python.is_file(),
-        "Python reference peer venv missing: {} does not exist. Run ../shared/interop/setup.sh \
-         (or scripts/interop-smoke.sh, which does) before running these ignored tests.",
-        python.display()
-    );
-}
-
-/// `../shared/interop/py ../shared/interop/<script>` with the offline environment of env.sh.
-fn py_command(script: &str, run_dir: &Path) -> Command {
-    let dir = interop_dir();
-    let mut cmd = Command::new(dir.join("py"));
-    cmd.arg(dir.join(script))
-        .env("ASTER_RELAY_MODE", "disabled")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("ASTER_RUN_DIR", run_dir)
-        .env_remove("ASTER_SERVER_INFO")
-        .stdin(Stdio::null());
-    cmd
-}
-
-// ── scratch directory and child-process guard ───────────────────────────────
-
-/// A scratch directory, removed on drop unless the test is failing (then kept for the logs).
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn new(name: &str) -> ScratchDir {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-        let dir = std::env::temp_dir().join(format!("aster-interop-{name}-{}-{nanos}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        ScratchDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    fn log(&self, name: &str) -> fs::File {
-        fs::File::create(self.0.join(name)).unwrap()
-    }
-
-    fn read(&self, name: &str) -> String {
-        fs::read_to_string(self.0.join(name)).unwrap_or_default()
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("interop scratch directory kept for inspection: {}", self.0.display());
-        } else {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// Owns a child process; on drop (also when the test panics) sends SIGTERM, waits briefly, then
-/// kills it.
-struct ChildGuard {
-    child: Child,
-    name: &'static str,
-}
-
-impl ChildGuard {
-    fn spawn(mut cmd: Command, name: &'static str) -> ChildGuard {
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
-        ChildGuard { child, name }
-    }
-
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().unwrap()
-    }
-
-    /// Waits for the child to exit by itself, at most `limit`; kills it and panics on overrun.
-    async fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.exited() {
-                return status;
-            }
-            if start.elapsed() > limit {
-                self.stop();
-                panic!("{} did not finish within {limit:?}; killed", self.name);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// SIGTERM (the Python peer exits in well under a second), then SIGKILL after 3 s.
-    fn stop(&mut self) {
-        if self.exited().is_some() {
-            return;
-        }
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(3) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        eprintln!("{} ignored SIGTERM; killing it", self.name);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 // ── Rust client → Python server ─────────────────────────────────────────────
-
-/// Polls for the server's info file (written atomically), bounded; fails early when the server
-/// exits.
-async fn wait_for_info(server: &mut ChildGuard, scratch: &ScratchDir, info: &Path) -> serde_json::Value {
-    let start = Instant::now();
-    loop {
-        if let Ok(text) = fs::read_to_string(info) {
-            return serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("bad info file {}: {e}\n{text}", info.display()));
-        }
-        if let Some(status) = server.exited() {
-            panic!(
-                "server.py exited ({status}) before writing its info file\n--- stdout\n{}\n--- stderr\n{}",
-                scratch.read("server.out"),
-                scratch.read("server.err")
-            );
-        }
-        assert!(
-            start.elapsed() < SERVER_START_LIMIT,
-            "server.py wrote no info file within {SERVER_START_LIMIT:?}\n--- stdout\n{}\n--- stderr\n{}",
-            scratch.read("server.out"),
-            scratch.read("server.err")
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// A running `server.py` (open gate) and where to dial it.
-struct PyServer {
-    server: ChildGuard,
-    scratch: ScratchDir,
-    endpoint_id: EndpointId,
-    rpc_addr: SocketAddr,
-}
-
-impl PyServer {
-    async fn start(name: &str) -> PyServer {
-        require_peer();
-        let scratch = ScratchDir::new(name);
-        let info_path = scratch.path().join("server_info.json");
-
-        let mut cmd = py_command("server.py", scratch.path());
-        cmd.arg("--info").arg(&info_path).stdout(scratch.log("server.out")).stderr(scratch.log("server.err"));
-        let mut server = ChildGuard::spawn(cmd, "server.py");
-
-        let info = wait_for_info(&mut server, &scratch, &info_path).await;
-        assert_eq!(info["mode"], "open-gate", "info file: {info}");
-        assert_eq!(info["alpn_rpc"], "aster/1", "info file: {info}");
-        let endpoint_id: EndpointId = info["endpoint_id"].as_str().expect("endpoint_id").parse().unwrap();
-        let rpc_addr: SocketAddr = info["rpc_addr"].as_str().expect("rpc_addr").parse().unwrap();
-        assert!(rpc_addr.ip().is_loopback(), "server must be on loopback, got {rpc_addr}");
-        PyServer { server, scratch, endpoint_id, rpc_addr }
-    }
-
-    fn addr(&self) -> EndpointAddr {
-        EndpointAddr::new(self.endpoint_id).with_ip_addr(self.rpc_addr)
-    }
-
-    /// Stops the server and prints its logs (shown with --nocapture or on failure).
-    fn stop(mut self) {
-        self.server.stop();
-        println!(
-            "--- server.py stdout\n{}--- server.py stderr\n{}",
-            self.scratch.read("server.out"),
-            self.scratch.read("server.err")
-        );
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the Python reference peer: ../shared/interop/setup.sh"]
@@ -418,7 +201,6 @@ async fn rust_client_admission_against_python_server() {
 /// Runs `client.py` with `args` (all eight cases) against a fresh Rust node serving the example;
 /// checks that every case passed with the Rust services' answers. Returns client.py's stdout.
 async fn run_client_py(name: &str, args: &[&str], expected: &[(&str, &str)]) -> String {
-    require_peer();
     let scratch = ScratchDir::new(name);
 
     let node = service::serve(AsterNode::builder()).await.unwrap();
@@ -429,22 +211,11 @@ async fn run_client_py(name: &str, args: &[&str], expected: &[(&str, &str)]) -> 
         "the Rust node must only advertise loopback addresses: {addr:?}"
     );
 
-    let mut cmd = py_command("client.py", scratch.path());
-    cmd.arg("--address")
-        .arg(&ticket)
-        .args(args)
-        .arg("--connect-timeout")
-        .arg("30")
-        .arg("--cases")
-        .arg(CLIENT_CASES.join(","))
-        .env("ASTER_CLIENT_TRACEBACK", "1")
-        .stdout(scratch.log("client.out"))
-        .stderr(scratch.log("client.err"));
-    let mut client = ChildGuard::spawn(cmd, "client.py");
-    let status = client.wait_exit(CLIENT_RUN_LIMIT).await;
-    let out = scratch.read("client.out");
-    let err = scratch.read("client.err");
-    let report = format!("client.py {args:?}: exit status {status}\n--- stdout\n{out}\n--- stderr\n{err}");
+    let cases = CLIENT_CASES.join(",");
+    let mut full: Vec<&str> = vec!["--address", &ticket];
+    full.extend_from_slice(args);
+    full.extend_from_slice(&["--connect-timeout", "30", "--cases", &cases]);
+    let (status, out, report) = run_py_client("client.py", &scratch, &interop_script("client.py"), &full).await;
 
     let result =
         out.lines().rev().find(|l| l.starts_with("RESULT ")).unwrap_or_else(|| panic!("no RESULT line\n{report}"));

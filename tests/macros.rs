@@ -174,13 +174,40 @@ fn method_options_reach_the_descriptor_and_contract() {
     assert!(built.contract.methods.iter().all(|m| m.requires.is_none()));
 }
 
+/// Admits everyone with the roles `Options` requires (`ops` for the service, `a` / `w` for
+/// its methods).
+struct OptionsRoles;
+
+impl AdmissionGate for OptionsRoles {
+    fn name(&self) -> &str {
+        "options-roles"
+    }
+
+    fn is_open(&self) -> bool {
+        true
+    }
+
+    fn admit<'a>(
+        &'a self,
+        _ctx: &'a aster::actors::AdmissionContext,
+    ) -> aster::actors::admission::BoxFuture<'a, aster::actors::AdmissionDecision> {
+        let roles = BTreeMap::from([("aster.role".to_owned(), "ops,a,w".to_owned())]);
+        Box::pin(async move { aster::actors::AdmissionDecision::admit_with(roles) })
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_client_calls_renamed_and_default_methods() {
-    let node = spawn(AsterNode::builder().serve(OptionsService(OptionsImpl))).await;
+    let node = spawn(AsterNode::builder().admission_gate(OptionsRoles).serve(OptionsService(OptionsImpl))).await;
     let summary = &node.services()[0];
     assert_eq!(summary.contract_id, OptionsService::<OptionsImpl>::contract_id().map(|c| c.to_hex()));
     let (ep, ch) = connect(&node).await;
     let client = OptionsClient::new(ch.clone());
+    // `requires` is enforced (Gate 3): without admission the caller has no roles
+    let denied = guard("denied", client.get(&Ping { n: 1 }, CallOptions::new())).await;
+    assert_eq!(expect_code(denied, Code::PermissionDenied).message(), "capability check failed for service 'Options'");
+    let admitted = guard("admission", AsterClient::connect(&ep, node.addr())).await.unwrap();
+    assert_eq!(admitted.admission().attributes["aster.role"], "ops,a,w");
     for mode in [SerializationMode::Native, SerializationMode::Json] {
         let opts = || CallOptions::new().mode(mode);
         assert_eq!(guard("get", client.get(&Ping { n: 1 }, opts())).await.unwrap(), Ping { n: 2 });

@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::node::ServiceSummary;
 use crate::service::Scope;
 use crate::supervision::panic_message;
+use crate::trust::AdmittedPeers;
 
 /// The boxed future an [`AdmissionGate`] returns (re-exported so gates need no `futures`
 /// dependency).
@@ -75,9 +76,17 @@ pub struct AdmissionContext {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AdmissionDecision {
     /// Admit, with the consumer's attributes (from its credential; open gate: none).
+    ///
+    /// The node records the peer in its [admitted-peers table](crate::trust::AdmittedPeers)
+    /// until `expires_at`, capped by the node's peer TTL (default 24 h): on a closed gate only
+    /// recorded peers may open `aster/1` connections (Gate 0), and their calls see the
+    /// attributes ([`CallContext::attributes`](crate::CallContext::attributes), Gate 3).
     Admit {
-        /// Attributes returned to the consumer (and, later, available to the call gates).
+        /// Attributes returned to the consumer and available to the call gates.
         attributes: BTreeMap<String, String>,
+        /// When the admission ends, epoch seconds (the credential's `expires_at`); `None` = only
+        /// the node's peer TTL applies.
+        expires_at: Option<u64>,
     },
     /// Deny. The reason is logged on the server only: like the reference, the consumer gets
     /// `admitted: false` and an empty `reason` (no oracle).
@@ -88,9 +97,19 @@ pub enum AdmissionDecision {
 }
 
 impl AdmissionDecision {
-    /// Admit with no attributes.
+    /// Admit with no attributes (for the node's peer TTL).
     pub fn admit() -> AdmissionDecision {
-        AdmissionDecision::Admit { attributes: BTreeMap::new() }
+        AdmissionDecision::Admit { attributes: BTreeMap::new(), expires_at: None }
+    }
+
+    /// Admit with `attributes` (for the node's peer TTL).
+    pub fn admit_with(attributes: BTreeMap<String, String>) -> AdmissionDecision {
+        AdmissionDecision::Admit { attributes, expires_at: None }
+    }
+
+    /// Admit with `attributes` until `expires_at` (epoch seconds; capped by the peer TTL).
+    pub fn admit_until(attributes: BTreeMap<String, String>, expires_at: u64) -> AdmissionDecision {
+        AdmissionDecision::Admit { attributes, expires_at: Some(expires_at) }
     }
 
     /// Deny for `reason`.
@@ -173,11 +192,18 @@ pub(crate) struct AdmissionArgs {
     pub(crate) gate: Arc<dyn AdmissionGate>,
     /// The services as listed to admitted consumers.
     pub(crate) services: Arc<[ServiceSummaryJson]>,
+    /// Where admitted consumers are recorded (shared with Gate 0 and the bridge).
+    pub(crate) admitted: Arc<AdmittedPeers>,
 }
 
 impl AdmissionArgs {
     /// The admission view of `services`, all reachable at `rpc_b64` (base64 NodeAddr text).
-    pub(crate) fn new(gate: Arc<dyn AdmissionGate>, services: &[ServiceSummary], rpc_b64: &str) -> AdmissionArgs {
+    pub(crate) fn new(
+        gate: Arc<dyn AdmissionGate>,
+        services: &[ServiceSummary],
+        rpc_b64: &str,
+        admitted: Arc<AdmittedPeers>,
+    ) -> AdmissionArgs {
         let services = services
             .iter()
             .map(|s| ServiceSummaryJson {
@@ -193,7 +219,7 @@ impl AdmissionArgs {
                 serialization_modes: mode_strings(&s.serialization_modes),
             })
             .collect();
-        AdmissionArgs { gate, services }
+        AdmissionArgs { gate, services, admitted }
     }
 }
 
@@ -258,8 +284,15 @@ async fn decide(
         Err(_) => AdmissionDecision::deny(format!("gate gave no decision within {GATE_TIMEOUT:?}")),
     };
     match decision {
-        AdmissionDecision::Admit { attributes } => {
-            tracing::info!(peer = %peer.fmt_short(), gate = gate.name(), "consumer admission: admitted");
+        AdmissionDecision::Admit { attributes, expires_at } => {
+            // An open gate lets everyone connect and treats unknown peers as having no
+            // attributes: recording anonymous admissions would only let peers grow the table.
+            if gate.is_open() && attributes.is_empty() {
+                tracing::debug!(peer = %peer.fmt_short(), gate = gate.name(), "consumer admission: admitted (open)");
+            } else {
+                let until_ms = state.admitted.admit(peer, attributes.clone(), expires_at);
+                tracing::info!(peer = %peer.fmt_short(), gate = gate.name(), until_ms, "consumer admission: admitted");
+            }
             ConsumerAdmissionResponse {
                 admitted: true,
                 attributes,
@@ -460,7 +493,7 @@ mod tests {
 
     #[test]
     fn admission_view_of_the_services() {
-        let args = AdmissionArgs::new(Arc::new(OpenGate), &summaries(), "QUJD");
+        let args = AdmissionArgs::new(Arc::new(OpenGate), &summaries(), "QUJD", Arc::default());
         let resp = ConsumerAdmissionResponse { admitted: true, services: args.services.to_vec(), ..Default::default() };
         let json = String::from_utf8(resp.to_json().unwrap()).unwrap();
         let want = format!(
@@ -479,10 +512,12 @@ mod tests {
 
     #[tokio::test]
     async fn open_gate_admits_with_the_service_list() {
-        let args = AdmissionArgs::new(Arc::new(OpenGate), &summaries(), "QUJD");
+        let args = AdmissionArgs::new(Arc::new(OpenGate), &summaries(), "QUJD", Arc::default());
         let r = decide(&args, peer(), Ok(ConsumerAdmissionRequest::open())).await;
         assert!(r.admitted);
         assert!(r.attributes.is_empty());
+        // an anonymous open-gate admission is not recorded
+        assert!(args.admitted.is_empty());
         assert_eq!(r.services.len(), 2);
         assert_eq!((r.registry_namespace.as_str(), r.root_pubkey.as_str(), r.reason.as_str()), ("", "", ""));
         // a credential is not checked by the open gate
@@ -510,9 +545,7 @@ mod tests {
             }
             Box::pin(async move {
                 match ctx.request.credential_json.as_str() {
-                    "ok" => {
-                        AdmissionDecision::Admit { attributes: BTreeMap::from([("aster.role".into(), "x".into())]) }
-                    }
+                    "ok" => AdmissionDecision::admit_with(BTreeMap::from([("aster.role".into(), "x".into())])),
                     "no" => AdmissionDecision::deny("bad credential"),
                     _ => panic!("async boom"),
                 }
@@ -522,16 +555,21 @@ mod tests {
 
     #[tokio::test]
     async fn gate_decisions_panics_and_the_wire_reason() {
-        let args = AdmissionArgs::new(Arc::new(Panicky), &summaries(), "QUJD");
+        let args = AdmissionArgs::new(Arc::new(Panicky), &summaries(), "QUJD", Arc::default());
         let req =
             |c: &str, iid: &str| Ok(ConsumerAdmissionRequest { credential_json: c.into(), iid_token: iid.into() });
         let r = decide(&args, peer(), req("ok", "")).await;
         assert!(r.admitted);
         assert_eq!(r.attributes["aster.role"], "x");
+        // recorded with its attributes, for the node's peer TTL
+        let entry = args.admitted.get(&peer()).unwrap();
+        assert_eq!(entry.attributes["aster.role"], "x");
+        assert!(args.admitted.remove(&peer()));
         assert_eq!(r.root_pubkey, "cd".repeat(32));
         let denied = ConsumerAdmissionResponse::denied("cd".repeat(32));
         // the reason stays on the server
         assert_eq!(decide(&args, peer(), req("no", "")).await, denied);
+        assert!(args.admitted.get(&peer()).is_none());
         assert_eq!(decide(&args, peer(), req("boom", "")).await, denied);
         assert_eq!(decide(&args, peer(), req("ok", "sync")).await, denied);
         assert!(!Panicky.is_open());

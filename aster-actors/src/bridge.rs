@@ -6,43 +6,47 @@
 //! header → INTERNAL; empty service → INVALID_ARGUMENT; unknown (service, version) →
 //! NOT_FOUND; scope mismatch → FAILED_PRECONDITION; unknown method → UNIMPLEMENTED;
 //! serialization mode not accepted → INVALID_ARGUMENT; bad metadata → INVALID_ARGUMENT;
-//! expired deadline → DEADLINE_EXCEEDED; then the handler runs under
-//! min(deadline, method timeout, 300 s).
+//! caller's admission expired (closed gate) → UNAUTHENTICATED; capability check (Gate 3:
+//! service-level ∧ method-level `requires`) → PERMISSION_DENIED; expired deadline →
+//! DEADLINE_EXCEEDED; the node's call authorizer (Gate 2) → its status; only then is the request
+//! decoded and the handler run under min(deadline, method timeout, 300 s). For v0.1 session
+//! streams the per-call steps run for every CALL (a refused call answers with its trailer and
+//! the session continues).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aster_runtime::codec::PayloadCodec;
 use aster_runtime::transport::stream::{FrameReader, FrameWriter};
+use aster_runtime::trust::check_call;
 use aster_runtime::wire::{CallHeader, Frame, ProtocolMessage, RpcStatus, StreamHeader, flags, limits};
 use aster_runtime::{SerializationMode, Status};
 use bytes::Bytes;
+use futures::FutureExt;
 use iroh::EndpointId;
 use iroh::endpoint::{RecvStream, SendStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::authorize::CallAuthorizer;
 use crate::context::{CallContext, CallContextParts};
 use crate::host::{ServiceHost, SessionLink};
 use crate::io::{CHANNEL_CAPACITY, Inbound};
-use crate::service::{Completion, Outcome, Pattern, RawCall, Scope, ServiceDescriptor, SessionInfo};
+use crate::service::{Completion, Outcome, Pattern, RawCall, Scope, SessionInfo};
+use crate::trust::AdmittedPeers;
 
 /// Settings the bridge applies to every stream.
 #[derive(Clone, Debug)]
 pub(crate) struct BridgeConfig {
     pub(crate) max_frame_size: u32,
     pub(crate) handler_cap: Duration,
-    pub(crate) deadline_skew_ms: i64,
 }
 
 impl Default for BridgeConfig {
     fn default() -> Self {
-        BridgeConfig {
-            max_frame_size: limits::MAX_FRAME_SIZE,
-            handler_cap: limits::MAX_HANDLER_TIMEOUT,
-            deadline_skew_ms: limits::DEADLINE_SKEW_MS,
-        }
+        BridgeConfig { max_frame_size: limits::MAX_FRAME_SIZE, handler_cap: limits::MAX_HANDLER_TIMEOUT }
     }
 }
 
@@ -58,6 +62,13 @@ pub(crate) struct BridgeEnv {
     /// Cancelled when shutdown begins: sessions end at their next call boundary (an idle
     /// session is not a call in flight and must not hold up the drain).
     pub(crate) draining: CancellationToken,
+    /// Admitted peers and their verified attributes (Gate 1's output; Gate 3's input).
+    pub(crate) admitted: Arc<AdmittedPeers>,
+    /// A closed gate: calls of peers without a current admission are refused (their admission
+    /// expired after they connected; Gate 0 refuses the connection of others).
+    pub(crate) require_admission: bool,
+    /// Gate 2 (`None` = allow every call).
+    pub(crate) authorizer: Option<Arc<dyn CallAuthorizer>>,
 }
 
 fn now_epoch_ms() -> i64 {
@@ -105,17 +116,18 @@ fn effective_deadline(
     }
     let mut caller = None;
     if wire_ms > 0 {
+        // As the reference: a deadline that has already passed is rejected on receipt, and a
+        // running handler is stopped at exactly the deadline (no skew allowance).
         let remaining = wire_ms - now_epoch_ms();
-        if remaining + cfg.deadline_skew_ms < 0 {
+        if remaining < 0 {
             return Err(Status::deadline_exceeded(format!(
-                "deadline expired {} ms before the call started",
+                "deadline already expired on receipt ({} ms ago)",
                 -remaining
             )));
         }
-        let at = now + Duration::from_millis(remaining.max(0) as u64);
+        let at = now + Duration::from_millis(remaining as u64);
         caller = Some(at);
-        // Enforcement tolerates the configured clock skew; the caller's own timer is exact.
-        limit = limit.min(now + Duration::from_millis((remaining + cfg.deadline_skew_ms).max(0) as u64));
+        limit = limit.min(at);
     }
     Ok((limit, caller))
 }
@@ -126,10 +138,53 @@ struct Prepared {
     enforce_at: Instant,
 }
 
+/// The call gates, before anything of the request is decoded: metadata limits, the caller's
+/// admission and its attributes, Gate 3 (service-level ∧ method-level `requires` against the
+/// caller's `aster.role`; PERMISSION_DENIED), the deadline (DEADLINE_EXCEEDED), then Gate 2
+/// (the node's [`CallAuthorizer`], if any).
+#[allow(clippy::too_many_arguments)]
+async fn admit_call(
+    env: &BridgeEnv,
+    host: &dyn ServiceHost,
+    method_idx: usize,
+    peer: EndpointId,
+    call_id: &str,
+    session_id: Option<&str>,
+    deadline_ms: i64,
+    keys: &[String],
+    values: &[String],
+) -> Result<Prepared, Status> {
+    let prepared = prepare_call(env, host, method_idx, peer, call_id, session_id, deadline_ms, keys, values)?;
+    if let Some(authorizer) = &env.authorizer {
+        authorize(&**authorizer, &prepared).await?;
+    }
+    Ok(prepared)
+}
+
+/// Runs Gate 2 for a prepared call, bounded by its deadline; a panic is INTERNAL.
+async fn authorize(authorizer: &dyn CallAuthorizer, prepared: &Prepared) -> Result<(), Status> {
+    // The call itself is inside the guarded future too: a hook may panic before it returns one.
+    let verdict = AssertUnwindSafe(async { authorizer.authorize(&prepared.ctx).await }).catch_unwind();
+    let deadline = tokio::time::Instant::from_std(prepared.enforce_at);
+    match tokio::time::timeout_at(deadline, verdict).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(s))) if s.code() == aster_runtime::Code::Ok => {
+            Err(Status::permission_denied(format!("call refused by {}", authorizer.name())))
+        }
+        Ok(Ok(Err(s))) => Err(s),
+        Ok(Err(panic)) => {
+            let msg = crate::supervision::panic_message(&*panic);
+            tracing::error!(authorizer = authorizer.name(), panic = %msg, "call authorizer panicked");
+            Err(Status::internal(format!("authorization failed: {msg}")))
+        }
+        Err(_) => Err(Status::deadline_exceeded("deadline exceeded during authorization")),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn prepare_call(
     env: &BridgeEnv,
-    desc: &ServiceDescriptor,
+    host: &dyn ServiceHost,
     method_idx: usize,
     peer: EndpointId,
     call_id: &str,
@@ -139,7 +194,19 @@ fn prepare_call(
     values: &[String],
 ) -> Result<Prepared, Status> {
     limits::validate_metadata(keys, values)?;
+    let desc = host.descriptor();
     let method = &desc.methods[method_idx];
+    let admission = env.admitted.get(&peer);
+    if env.require_admission && admission.is_none() {
+        return Err(Status::unauthenticated("the caller's admission has expired; run consumer admission again"));
+    }
+    let no_attributes = BTreeMap::new();
+    let attributes = admission.as_ref().map_or(&no_attributes, |a| &*a.attributes);
+    if let Err(denied) = check_call(desc.name, method.name, host.requires(), method.requires.as_ref(), attributes) {
+        tracing::debug!(peer = %peer.fmt_short(), service = desc.name, method = method.name, %denied,
+            "Gate 3: capability check failed");
+        return Err(Status::permission_denied(denied.message()));
+    }
     let (enforce_at, caller) = effective_deadline(deadline_ms, method.timeout, &env.config)?;
     let cancel = env.hard_stop.child_token();
     let ctx = CallContext::new(
@@ -152,7 +219,7 @@ fn prepare_call(
             deadline: caller,
             deadline_epoch_ms: deadline_ms,
             metadata: keys.iter().cloned().zip(values.iter().cloned()).collect(),
-            attributes: Vec::new(),
+            attributes: attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         },
         cancel.clone(),
     );
@@ -350,9 +417,9 @@ async fn serve_call(
     let json = header.serialization_mode == SerializationMode::Json.as_i64();
     let desc = host.descriptor();
     let pattern = desc.methods[idx].pattern;
-    let prepared = match prepare_call(
+    let prepared = match admit_call(
         env,
-        desc,
+        &*host,
         idx,
         peer,
         &header.call_id,
@@ -360,7 +427,9 @@ async fn serve_call(
         header.deadline_epoch_ms,
         &header.metadata_keys,
         &header.metadata_values,
-    ) {
+    )
+    .await
+    {
         Ok(p) => p,
         Err(s) => return write_trailer_and_finish(env, &mut writer, &s, json).await,
     };
@@ -659,9 +728,9 @@ async fn session_call(
         return CallEnd::EndSession;
     };
     let pattern = desc.methods[idx].pattern;
-    let prepared = prepare_call(
+    let prepared = admit_call(
         env,
-        desc,
+        &**host,
         idx,
         peer,
         &call.call_id,
@@ -669,7 +738,8 @@ async fn session_call(
         call.deadline_epoch_ms,
         &call.metadata_keys,
         &call.metadata_values,
-    );
+    )
+    .await;
     let Prepared { ctx, cancel, enforce_at } = match prepared {
         Ok(p) => p,
         Err(s) => {

@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use aster_runtime::Status;
-use aster_runtime::contract::ContractId;
+use aster_runtime::contract::{CapabilityRequirement, ContractId};
 use futures::future::BoxFuture;
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
@@ -45,6 +45,9 @@ pub(crate) trait ServiceHost: Send + Sync + 'static {
 
     /// The service's contract id ([`ServiceDef::contract_id`](crate::ServiceDef::contract_id)).
     fn contract_id(&self) -> Option<ContractId>;
+
+    /// The service-level capability requirement ([`ServiceDef::requires`](crate::ServiceDef::requires)).
+    fn requires(&self) -> Option<&CapabilityRequirement>;
 
     /// Starts (or restarts) the service's supervisor, linked to `parent`.
     fn start(self: Arc<Self>, parent: ActorCell) -> BoxFuture<'static, Result<ActorCell, Status>>;
@@ -89,6 +92,7 @@ impl<M> Clone for Incarnation<M> {
 pub(crate) struct SharedHost<S: SharedService> {
     svc: Arc<S>,
     desc: ServiceDescriptor,
+    requires: Option<CapabilityRequirement>,
     pool_size: usize,
     intensity: RestartIntensity,
     current: RwLock<Option<Incarnation<S::Msg>>>,
@@ -99,6 +103,7 @@ impl<S: SharedService> SharedHost<S> {
         SharedHost {
             svc: Arc::new(svc),
             desc: S::descriptor(),
+            requires: S::requires(),
             pool_size: pool_size.max(1),
             intensity,
             current: RwLock::new(None),
@@ -113,6 +118,10 @@ impl<S: SharedService> ServiceHost for SharedHost<S> {
 
     fn contract_id(&self) -> Option<ContractId> {
         S::contract_id()
+    }
+
+    fn requires(&self) -> Option<&CapabilityRequirement> {
+        self.requires.as_ref()
     }
 
     fn start(self: Arc<Self>, parent: ActorCell) -> BoxFuture<'static, Result<ActorCell, Status>> {
@@ -280,13 +289,14 @@ impl<S: SharedService> SharedSupState<S> {
 pub(crate) struct SessionHost<S: SessionService> {
     factory: SessionFactory<S>,
     desc: ServiceDescriptor,
+    requires: Option<CapabilityRequirement>,
     intensity: RestartIntensity,
     current: RwLock<Option<ActorRef<SupervisorMsg>>>,
 }
 
 impl<S: SessionService> SessionHost<S> {
     pub(crate) fn new(factory: SessionFactory<S>, intensity: RestartIntensity) -> Self {
-        SessionHost { factory, desc: S::descriptor(), intensity, current: RwLock::new(None) }
+        SessionHost { factory, desc: S::descriptor(), requires: S::requires(), intensity, current: RwLock::new(None) }
     }
 }
 
@@ -321,6 +331,10 @@ impl<S: SessionService> ServiceHost for SessionHost<S> {
 
     fn contract_id(&self) -> Option<ContractId> {
         S::contract_id()
+    }
+
+    fn requires(&self) -> Option<&CapabilityRequirement> {
+        self.requires.as_ref()
     }
 
     fn start(self: Arc<Self>, parent: ActorCell) -> BoxFuture<'static, Result<ActorCell, Status>> {

@@ -10,11 +10,16 @@
 //! - [`CallContext`], [`Streaming`], [`ServerSink`]: what handlers receive.
 //! - [`admission`]: consumer admission on `aster.consumer_admission` — the pluggable
 //!   [`AdmissionGate`] (default [`OpenGate`]) and the service list admitted consumers get.
+//! - [`trust`]: the trust model on the node — [`TrustedGate`] (enrollment credentials, Gate 1),
+//!   the [`AdmittedPeers`] table, Gate 0 (connections of peers that are not admitted are closed
+//!   with 403) and producer admission; Gate 3 (method capabilities) runs in the stream bridge
+//!   and [`authorize`] is Gate 2 ([`CallAuthorizer`]).
 //!
 //! A handler that panics fails only its call (INTERNAL with the panic message); its actor is
 //! restarted by its supervisor, with OTP-style restart intensity escalating to the node.
 
 pub mod admission;
+pub mod authorize;
 mod bridge;
 pub mod context;
 mod host;
@@ -24,8 +29,10 @@ mod pool;
 pub mod service;
 mod service_actors;
 pub mod supervision;
+pub mod trust;
 
 pub use admission::{AdmissionContext, AdmissionDecision, AdmissionGate, OpenGate};
+pub use authorize::{AllowAll, CallAuthorizer};
 pub use context::{CallContext, CallContextParts};
 pub use io::{ServerSink, Streaming};
 pub use node::{AsterNode, NodeBuilder, ServiceSummary, ShutdownReport};
@@ -34,3 +41,4 @@ pub use service::{
     SessionService, SharedService,
 };
 pub use supervision::RestartIntensity;
+pub use trust::{AdmittedPeer, AdmittedPeers, TrustedGate};

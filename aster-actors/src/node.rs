@@ -3,7 +3,8 @@
 //! ```text
 //! NodeSupervisor
 //! ├── ServiceSupervisor (per service: worker pool + stream actors, or session actors)
-//! ├── EndpointActor (iroh Endpoint + Router: aster/1 and aster.consumer_admission; closes them on stop)
+//! ├── EndpointActor (iroh Endpoint + Router: aster/1, aster.consumer_admission and, in trusted
+//! │   │              mode, aster.producer_admission; Gate 0 hook on closed gates; closes them on stop)
 //! │   └── ConnectionActor (per accepted aster/1 connection; one stream bridge task per bi-stream)
 //! └── AdmissionActor (the AdmissionGate and the admission view: services, RPC address, modes)
 //! ```
@@ -17,7 +18,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aster_runtime::transport::{self, ALPN_CONSUMER_ADMISSION, ALPN_RPC, AsterTicket, EndpointConfig, NodeAddrText};
+use aster_runtime::transport::{
+    self, ALPN_CONSUMER_ADMISSION, ALPN_PRODUCER_ADMISSION, ALPN_RPC, AsterTicket, EndpointConfig, NodeAddrText,
+};
+use aster_runtime::trust::{MeshConfig, MeshState, NonceStore, PublicKey};
 use aster_runtime::wire::{ProtocolMessage, RpcStatus, flags};
 use aster_runtime::{SerializationMode, Status};
 use aster_sync::CallTracker;
@@ -31,10 +35,12 @@ use tokio_util::sync::CancellationToken;
 use crate::admission::{
     AdmissionActor, AdmissionArgs, AdmissionGate, AdmissionMsg, AdmissionProtocol, OpenGate, warn_open_gate,
 };
+use crate::authorize::CallAuthorizer;
 use crate::bridge::{BridgeConfig, BridgeEnv, Registry, serve_stream};
 use crate::host::{ServiceHost, session_host, shared_host};
 use crate::service::{Scope, SessionInfo, SessionService, SharedService};
 use crate::supervision::{RestartIntensity, RestartWindow};
+use crate::trust::{AdmittedPeers, Gate0, ProducerAdmissionProtocol, TrustedGate, peer_ttl_from_env};
 
 // ───────────────────────────── in-flight calls ─────────────────────────────
 
@@ -204,23 +210,46 @@ struct EndpointState {
     router: Router,
 }
 
+/// The trust settings the endpoint actor applies.
+struct EndpointTrust {
+    /// Gate 0 (closed gates only).
+    gate0: Option<Gate0>,
+    /// Serve `aster.producer_admission` for producers under this root.
+    producer_root: Option<PublicKey>,
+    admitted: Arc<AdmittedPeers>,
+}
+
 impl Actor for EndpointActor {
     type Msg = EndpointMsg;
     type State = EndpointState;
-    type Arguments = (EndpointConfig, Arc<BridgeEnv>, Arc<Inflight>, AdmissionProtocol);
+    type Arguments = (EndpointConfig, Arc<BridgeEnv>, Arc<Inflight>, AdmissionProtocol, EndpointTrust);
 
     async fn pre_start(
         &self,
         myself: ActorRef<EndpointMsg>,
-        (cfg, env, inflight, admission): Self::Arguments,
+        (cfg, env, inflight, admission, trust): Self::Arguments,
     ) -> Result<EndpointState, ActorProcessingErr> {
-        let endpoint = transport::bind_endpoint(&cfg).await?;
+        let endpoint = match trust.gate0 {
+            Some(gate0) => transport::bind_endpoint_with_hooks(&cfg, gate0).await?,
+            None => transport::bind_endpoint(&cfg).await?,
+        };
+        let draining = env.draining.clone();
         let protocol = AsterProtocol { env, inflight, endpoint_actor: myself.get_cell() };
         // Consumer admission is always served, as in the reference (also by an open gate).
-        let router = Router::builder(endpoint.clone())
-            .accept(ALPN_RPC, protocol)
-            .accept(ALPN_CONSUMER_ADMISSION, admission)
-            .spawn();
+        let mut router =
+            Router::builder(endpoint.clone()).accept(ALPN_RPC, protocol).accept(ALPN_CONSUMER_ADMISSION, admission);
+        if let Some(root) = trust.producer_root {
+            // An ephemeral founding mesh state, as the reference's AsterServer makes whenever a
+            // root key is known (the gossip itself is not run yet).
+            let config = MeshConfig::default().with_env_overrides();
+            let mesh = MeshState::found(root, PublicKey::from(endpoint.id()), aster_runtime::trust::now_ms(), config);
+            let mesh = Arc::new(std::sync::Mutex::new(mesh));
+            router = router.accept(
+                ALPN_PRODUCER_ADMISSION,
+                ProducerAdmissionProtocol { mesh, admitted: trust.admitted, draining },
+            );
+        }
+        let router = router.spawn();
         tracing::info!(id = %endpoint.id(), addrs = ?endpoint.bound_sockets(), "aster endpoint listening");
         Ok(EndpointState { endpoint, router })
     }
@@ -287,6 +316,7 @@ struct NodeArgs {
     intensity: RestartIntensity,
     gate: Arc<dyn AdmissionGate>,
     summaries: Vec<ServiceSummary>,
+    producer_root: Option<PublicKey>,
 }
 
 struct NodeState {
@@ -318,17 +348,23 @@ impl Actor for NodeSupervisor {
         let inflight = Arc::new(Inflight::default());
         let (admission_slot, slot) = watch::channel(None);
         let admission = AdmissionProtocol { slot, draining: args.env.draining.clone() };
+        let admitted = args.env.admitted.clone();
+        let trust = EndpointTrust {
+            gate0: (!args.gate.is_open()).then(|| Gate0 { admitted: admitted.clone() }),
+            producer_root: args.producer_root,
+            admitted: admitted.clone(),
+        };
         let (endpoint_actor, _) = Actor::spawn_linked(
             None,
             EndpointActor,
-            (args.endpoint, args.env.clone(), inflight.clone(), admission),
+            (args.endpoint, args.env.clone(), inflight.clone(), admission, trust),
             myself.get_cell(),
         )
         .await?;
         let endpoint = ractor::call!(endpoint_actor, EndpointMsg::Endpoint)?;
         // Admitted consumers dial this node (id + direct addresses) on aster/1.
         let rpc_b64 = NodeAddrText::from(&transport::endpoint_addr(&endpoint)).to_base64();
-        let admission_args = AdmissionArgs::new(args.gate, &args.summaries, &rpc_b64);
+        let admission_args = AdmissionArgs::new(args.gate, &args.summaries, &rpc_b64, admitted);
         let (admission_actor, _) =
             Actor::spawn_linked(None, AdmissionActor, admission_args.clone(), myself.get_cell()).await?;
         admission_slot.send_replace(Some(admission_actor.clone()));
@@ -510,6 +546,9 @@ pub struct NodeBuilder {
     hosts: Vec<Arc<dyn ServiceHost>>,
     pending_pool: Vec<MakeHost>,
     gate: Arc<dyn AdmissionGate>,
+    peer_ttl: Option<Duration>,
+    authorizer: Option<Arc<dyn CallAuthorizer>>,
+    producer_root: Option<PublicKey>,
 }
 
 /// Deferred construction of a service host (needs the final pool size and intensity).
@@ -522,6 +561,9 @@ impl std::fmt::Debug for NodeBuilder {
             .field("pool_size", &self.pool_size)
             .field("grace", &self.grace)
             .field("admission_gate", &self.gate.name())
+            .field("peer_ttl", &self.peer_ttl)
+            .field("authorizer", &self.authorizer.as_ref().map(|a| a.name().to_owned()))
+            .field("producer_root", &self.producer_root)
             .finish_non_exhaustive()
     }
 }
@@ -538,6 +580,9 @@ impl Default for NodeBuilder {
             hosts: Vec::new(),
             pending_pool: Vec::new(),
             gate: Arc::new(OpenGate),
+            peer_ttl: None,
+            authorizer: None,
+            producer_root: None,
         }
     }
 }
@@ -564,8 +609,53 @@ impl NodeBuilder {
 
     /// The gate deciding consumer admission on `aster.consumer_admission` (default
     /// [`OpenGate`]: everyone is admitted, and the node warns about it per service at start).
+    ///
+    /// A gate that is not [open](AdmissionGate::is_open) also turns on Gate 0: a peer may open
+    /// an `aster/1` connection only while admitted (else the connection is closed with code 403
+    /// "not admitted"), and its calls fail with UNAUTHENTICATED once its admission expired.
     pub fn admission_gate(mut self, gate: impl AdmissionGate) -> Self {
         self.gate = Arc::new(gate);
+        self
+    }
+
+    /// Trusted mode: consumers need an enrollment credential signed by `root` (a
+    /// [`TrustedGate`] with `nonces` for one-time tokens; Gate 0 on), and producers may join
+    /// the mesh on `aster.producer_admission` with a credential of `root` bound to their
+    /// endpoint id ([`producer_admission`](Self::producer_admission)).
+    ///
+    /// ```no_run
+    /// # use aster_actors::NodeBuilder;
+    /// # use aster_runtime::trust::{FileNonceStore, keys::load_public_key_file};
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let root = load_public_key_file("deploy-root.pub")?;
+    /// let nonces = FileNonceStore::open("nonces.log")?; // OTT replays survive restarts
+    /// let node = NodeBuilder::new().trusted(root, nonces).spawn().await?;
+    /// # drop(node); Ok(()) }
+    /// ```
+    pub fn trusted(self, root: PublicKey, nonces: impl NonceStore + 'static) -> Self {
+        self.admission_gate(TrustedGate::new(root, nonces)).producer_admission(root)
+    }
+
+    /// Serves `aster.producer_admission` for producers with an enrollment credential of
+    /// `root`, bound to the connecting node's endpoint id. Accepted producers get the mesh salt
+    /// and the accepted set, and are admitted like consumers (with the credential's attributes,
+    /// until it expires). Set by [`trusted`](Self::trusted).
+    pub fn producer_admission(mut self, root: PublicKey) -> Self {
+        self.producer_root = Some(root);
+        self
+    }
+
+    /// How long an admission lasts at most (the credential's expiry applies when earlier).
+    /// Default: `ASTER_PEER_TTL_S` seconds if set, else 24 h.
+    pub fn peer_ttl(mut self, ttl: Duration) -> Self {
+        self.peer_ttl = Some(ttl);
+        self
+    }
+
+    /// Gate 2: a hook deciding every call after its capability check and before its request
+    /// is decoded (default: none, every call allowed). See [`crate::authorize`].
+    pub fn authorizer(mut self, authorizer: impl CallAuthorizer) -> Self {
+        self.authorizer = Some(Arc::new(authorizer));
         self
     }
 
@@ -653,11 +743,15 @@ impl NodeBuilder {
             });
             registry.insert(key, host.clone());
         }
+        let admitted = Arc::new(AdmittedPeers::new(self.peer_ttl.unwrap_or_else(peer_ttl_from_env)));
         let env = Arc::new(BridgeEnv {
             registry,
             config: self.bridge,
             hard_stop: CancellationToken::new(),
             draining: CancellationToken::new(),
+            admitted: admitted.clone(),
+            require_admission: !self.gate.is_open(),
+            authorizer: self.authorizer,
         });
         warn_open_gate(&*self.gate, &summaries);
         let args = NodeArgs {
@@ -667,13 +761,14 @@ impl NodeBuilder {
             intensity: self.node_intensity,
             gate: self.gate,
             summaries: summaries.clone(),
+            producer_root: self.producer_root,
         };
         let (supervisor, join) = Actor::spawn(None, NodeSupervisor, args)
             .await
             .map_err(|e| Status::unavailable(format!("node failed to start: {e}")))?;
         let endpoint = ractor::call!(supervisor, NodeMsg::Endpoint)
             .map_err(|e| Status::unavailable(format!("node failed to start: {e}")))?;
-        Ok(AsterNode { supervisor, join: Some(join), endpoint, services: summaries, grace: self.grace })
+        Ok(AsterNode { supervisor, join: Some(join), endpoint, services: summaries, grace: self.grace, admitted })
     }
 }
 
@@ -684,6 +779,7 @@ pub struct AsterNode {
     endpoint: Endpoint,
     services: Vec<ServiceSummary>,
     grace: Duration,
+    admitted: Arc<AdmittedPeers>,
 }
 
 impl std::fmt::Debug for AsterNode {
@@ -721,6 +817,11 @@ impl AsterNode {
     /// The services this node serves.
     pub fn services(&self) -> &[ServiceSummary] {
         &self.services
+    }
+
+    /// The peers admitted by this node, with their verified attributes.
+    pub fn admitted_peers(&self) -> &AdmittedPeers {
+        &self.admitted
     }
 
     /// Whether the supervision tree is still running (false after shutdown or after the node

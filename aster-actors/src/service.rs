@@ -86,8 +86,10 @@ pub struct MethodDescriptor {
     pub timeout: Option<Duration>,
     /// Whether the method may safely be retried.
     pub idempotent: bool,
-    /// The capability the caller needs (`requires =` of `#[service]` methods). Kept for the
-    /// gates; never part of a 0.1.2 contract (the Python producer always leaves it out).
+    /// The capability the caller needs (`requires =` of `#[service]` methods), checked before
+    /// the request is decoded (Gate 3: PERMISSION_DENIED unless the caller's verified
+    /// `aster.role` satisfies it and the service-level [`ServiceDef::requires`]). Never part of
+    /// a 0.1.2 contract (the Python producer always leaves it out).
     pub requires: Option<CapabilityRequirement>,
     /// Per-method serialization modes (`serialization =` of a method), overriding the
     /// service's list; `None` = the service's. Stored, not enforced by the bridge yet.
@@ -306,6 +308,13 @@ pub trait ServiceDef: Send + Sized + 'static {
     /// The service's contract id (aster-rpc 0.1.2 profile), when it has a contract:
     /// `#[service]` computes it from the generated description; hand-written glue has none.
     fn contract_id() -> Option<ContractId> {
+        None
+    }
+
+    /// The capability every call of the service requires (`requires =` of `#[service]`),
+    /// checked together with each method's [`MethodDescriptor::requires`] before the request
+    /// is decoded (Gate 3). Default: none.
+    fn requires() -> Option<CapabilityRequirement> {
         None
     }
 }

@@ -822,9 +822,9 @@ fn generate(item: &ItemTrait, args: &ServiceArgs, methods: &[Method]) -> TokenSt
                 }
             }
 
-            /// The capability the whole service requires (`requires =` of `#[service]`).
-            /// Method requirements are in `MethodDescriptor::requires`. Neither reaches the
-            /// 0.1.2 contract.
+            /// The capability the whole service requires (`requires =` of `#[service]`; also
+            /// `ServiceDef::requires`, checked by the node for every call). Method requirements
+            /// are in `MethodDescriptor::requires`. Neither reaches the 0.1.2 contract.
             pub fn requires() -> ::core::option::Option<#p::CapabilityRequirement> {
                 #service_requires
             }
@@ -866,6 +866,10 @@ fn generate(item: &ItemTrait, args: &ServiceArgs, methods: &[Method]) -> TokenSt
 
             fn contract_id() -> ::core::option::Option<#p::ContractId> {
                 Self::contract().ok().map(|c| c.contract_id)
+            }
+
+            fn requires() -> ::core::option::Option<#p::CapabilityRequirement> {
+                #service_requires
             }
         }
 

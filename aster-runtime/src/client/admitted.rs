@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 use iroh::endpoint::{Connection, ReadToEndError};
@@ -19,6 +20,8 @@ use crate::admission::{
     default_client_modes,
 };
 use crate::transport::{ALPN_CONSUMER_ADMISSION, NodeAddrText, parse_address};
+use crate::trust::ConsumerCredential;
+use crate::trust::identity::consumer_credential_from_file_text;
 use crate::{SerializationMode, Status};
 
 /// How an [`AsterClient`] gets admitted and which modes it can speak.
@@ -53,6 +56,33 @@ impl AdmissionOptions {
     /// Presents `credential_json` (the credential's JSON text) in the request.
     pub fn credential_json(mut self, credential_json: impl Into<String>) -> AdmissionOptions {
         self.request.credential_json = credential_json.into();
+        self
+    }
+
+    /// Presents a consumer enrollment credential (`policy` or `ott`), in the admission wire
+    /// form the reference client sends ([`ConsumerCredential::to_wire_json`]).
+    pub fn credential(self, credential: &ConsumerCredential) -> AdmissionOptions {
+        self.credential_json(credential.to_wire_json())
+    }
+
+    /// Presents the consumer credential stored in the file at `path`, read like the reference
+    /// client's `enrollment_credential_file`: the JSON `aster trust sign --type policy|ott`
+    /// writes (or the wire form), or an `.aster-identity` TOML file (its consumer entry).
+    ///
+    /// A missing or unreadable file is `NOT_FOUND`; a file that does not parse is
+    /// `INVALID_ARGUMENT`. The credential is not verified here (the producer does that).
+    pub fn credential_file(self, path: impl AsRef<Path>) -> Result<AdmissionOptions, Status> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Status::not_found(format!("credential file {}: {e}", path.display())))?;
+        let credential = consumer_credential_from_file_text(&text)
+            .map_err(|e| Status::invalid_argument(format!("credential file {}: {e}", path.display())))?;
+        Ok(self.credential(&credential))
+    }
+
+    /// Sends a pre-fetched cloud instance-identity token with the request.
+    pub fn iid_token(mut self, token: impl Into<String>) -> AdmissionOptions {
+        self.request.iid_token = token.into();
         self
     }
 
@@ -99,7 +129,8 @@ pub async fn request_admission(
     Ok(ConsumerAdmissionResponse::from_json(&raw)?)
 }
 
-async fn exchange(conn: &Connection, body: &[u8]) -> Result<Vec<u8>, Status> {
+/// Writes `body` on a new bi-stream of `conn`, finishes, and reads the answer to its end.
+pub(super) async fn exchange(conn: &Connection, body: &[u8]) -> Result<Vec<u8>, Status> {
     let peer = conn.remote_id();
     let lost = |what: &str, e: &dyn fmt::Display| Status::unavailable(format!("admission with {peer}: {what}: {e}"));
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| lost("cannot open a stream", &e))?;

@@ -18,7 +18,7 @@
 //! Session-scoped services are called through a [`Session`] ([`Channel::open_session`]): one
 //! stream per session, one CALL frame per call, calls strictly sequential.
 //!
-//! Every error is a [`Status`]: the server's non-OK trailer as sent, transport failures as
+//! Every error is a [`Status`](crate::Status): the server's non-OK trailer as sent, transport failures as
 //! `UNAVAILABLE`, malformed responses as `INTERNAL`, the local deadline as
 //! `DEADLINE_EXCEEDED`. [`CallOptions`] carry the timeout (sent as an absolute
 //! `deadlineEpochMs` and enforced locally), metadata and an optional mode override.
@@ -32,11 +32,13 @@ mod admitted;
 mod channel;
 mod inbound;
 mod options;
+mod producer;
 mod session;
 mod streams;
 
 pub use admitted::{AdmissionOptions, AsterClient, request_admission};
 pub use channel::Channel;
 pub use options::{CallOptions, uuid_v4};
+pub use producer::request_producer_admission;
 pub use session::Session;
 pub use streams::{ClientStreamCall, RequestSink, Streaming};

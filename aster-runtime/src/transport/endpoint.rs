@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 
-use iroh::endpoint::{NetReportConfig, presets};
+use iroh::endpoint::{EndpointHooks, NetReportConfig, presets};
 use iroh::{Endpoint, EndpointAddr, RelayMode, SecretKey, TransportAddr};
 
 use super::ticket::AsterTicket;
@@ -38,6 +38,26 @@ impl Default for EndpointConfig {
 
 /// Binds an iroh endpoint with the offline recipe.
 pub async fn bind_endpoint(config: &EndpointConfig) -> Result<Endpoint, Status> {
+    bind(config, None::<NoHooks>).await
+}
+
+/// Binds an iroh endpoint with the offline recipe and connection `hooks` installed (a node's
+/// Gate 0 uses [`EndpointHooks::after_handshake`] to close connections of peers that are not
+/// admitted).
+pub async fn bind_endpoint_with_hooks(
+    config: &EndpointConfig,
+    hooks: impl EndpointHooks + 'static,
+) -> Result<Endpoint, Status> {
+    bind(config, Some(hooks)).await
+}
+
+/// Placeholder hook type of [`bind_endpoint`] (never instantiated).
+#[derive(Debug)]
+struct NoHooks;
+
+impl EndpointHooks for NoHooks {}
+
+async fn bind<H: EndpointHooks + 'static>(config: &EndpointConfig, hooks: Option<H>) -> Result<Endpoint, Status> {
     let transport = iroh::endpoint::QuicTransportConfig::builder()
         .max_concurrent_bidi_streams(config.max_concurrent_bidi_streams.into())
         .build();
@@ -52,6 +72,9 @@ pub async fn bind_endpoint(config: &EndpointConfig) -> Result<Endpoint, Status> 
         .alpns(config.alpns.clone());
     if let Some(key) = &config.secret_key {
         builder = builder.secret_key(key.clone());
+    }
+    if let Some(hooks) = hooks {
+        builder = builder.hooks(hooks);
     }
     builder.bind().await.map_err(|e| Status::unavailable(format!("cannot bind endpoint on {}: {e}", config.bind_addr)))
 }

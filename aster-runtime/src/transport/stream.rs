@@ -16,6 +16,22 @@ use crate::wire::{Frame, FrameDecoder, FrameError, encode_frame};
 /// QUIC application error code used when aster resets or stops a stream (cancellation).
 pub const STREAM_CANCELLED: u32 = 0x1;
 
+/// `e` with its source chain (`connection lost: closed by peer: not admitted (code 403)`):
+/// quinn-style errors display only their own level, which would hide the peer's close reason.
+pub(crate) fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
 /// The read half of a framed stream.
 #[derive(Debug)]
 pub struct FrameReader {
@@ -86,7 +102,7 @@ impl FrameReader {
                 Poll::Ready(Ok(Some(chunk))) => self.buf.extend_from_slice(&chunk),
                 Poll::Ready(Ok(None)) => self.eof = true,
                 Poll::Ready(Err(e)) => {
-                    return Poll::Ready(Err(ReadFrameError::Stream(e.to_string())));
+                    return Poll::Ready(Err(ReadFrameError::Stream(with_sources(&e))));
                 }
                 Poll::Pending => return Poll::Pending,
             }
@@ -158,7 +174,7 @@ impl FrameWriter {
             self.send
                 .write_many_chunks(&mut chunks)
                 .await
-                .map_err(|e| Status::unavailable(format!("stream write failed: {e}")))?;
+                .map_err(|e| Status::unavailable(format!("stream write failed: {}", with_sources(&e))))?;
         }
     }
 
