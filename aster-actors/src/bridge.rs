@@ -142,19 +142,19 @@ struct Prepared {
 /// admission and its attributes, Gate 3 (service-level ∧ method-level `requires` against the
 /// caller's `aster.role`; PERMISSION_DENIED), the deadline (DEADLINE_EXCEEDED), then Gate 2
 /// (the node's [`CallAuthorizer`], if any).
-#[allow(clippy::too_many_arguments)]
-async fn admit_call(
-    env: &BridgeEnv,
-    host: &dyn ServiceHost,
+/// One call as the header (or a session's CallHeader) describes it.
+struct CallRequest<'a> {
     method_idx: usize,
     peer: EndpointId,
-    call_id: &str,
-    session_id: Option<&str>,
+    call_id: &'a str,
+    session_id: Option<&'a str>,
     deadline_ms: i64,
-    keys: &[String],
-    values: &[String],
-) -> Result<Prepared, Status> {
-    let prepared = prepare_call(env, host, method_idx, peer, call_id, session_id, deadline_ms, keys, values)?;
+    keys: &'a [String],
+    values: &'a [String],
+}
+
+async fn admit_call(env: &BridgeEnv, host: &dyn ServiceHost, req: CallRequest<'_>) -> Result<Prepared, Status> {
+    let prepared = prepare_call(env, host, req)?;
     if let Some(authorizer) = &env.authorizer {
         authorize(&**authorizer, &prepared).await?;
     }
@@ -181,18 +181,8 @@ async fn authorize(authorizer: &dyn CallAuthorizer, prepared: &Prepared) -> Resu
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn prepare_call(
-    env: &BridgeEnv,
-    host: &dyn ServiceHost,
-    method_idx: usize,
-    peer: EndpointId,
-    call_id: &str,
-    session_id: Option<&str>,
-    deadline_ms: i64,
-    keys: &[String],
-    values: &[String],
-) -> Result<Prepared, Status> {
+fn prepare_call(env: &BridgeEnv, host: &dyn ServiceHost, req: CallRequest<'_>) -> Result<Prepared, Status> {
+    let CallRequest { method_idx, peer, call_id, session_id, deadline_ms, keys, values } = req;
     limits::validate_metadata(keys, values)?;
     let desc = host.descriptor();
     let method = &desc.methods[method_idx];
@@ -417,19 +407,16 @@ async fn serve_call(
     let json = header.serialization_mode == SerializationMode::Json.as_i64();
     let desc = host.descriptor();
     let pattern = desc.methods[idx].pattern;
-    let prepared = match admit_call(
-        env,
-        &*host,
-        idx,
+    let req = CallRequest {
+        method_idx: idx,
         peer,
-        &header.call_id,
-        None,
-        header.deadline_epoch_ms,
-        &header.metadata_keys,
-        &header.metadata_values,
-    )
-    .await
-    {
+        call_id: &header.call_id,
+        session_id: None,
+        deadline_ms: header.deadline_epoch_ms,
+        keys: &header.metadata_keys,
+        values: &header.metadata_values,
+    };
+    let prepared = match admit_call(env, &*host, req).await {
         Ok(p) => p,
         Err(s) => return write_trailer_and_finish(env, &mut writer, &s, json).await,
     };
@@ -728,18 +715,16 @@ async fn session_call(
         return CallEnd::EndSession;
     };
     let pattern = desc.methods[idx].pattern;
-    let prepared = admit_call(
-        env,
-        &**host,
-        idx,
+    let req = CallRequest {
+        method_idx: idx,
         peer,
-        &call.call_id,
-        Some(&header.call_id),
-        call.deadline_epoch_ms,
-        &call.metadata_keys,
-        &call.metadata_values,
-    )
-    .await;
+        call_id: &call.call_id,
+        session_id: Some(&header.call_id),
+        deadline_ms: call.deadline_epoch_ms,
+        keys: &call.metadata_keys,
+        values: &call.metadata_values,
+    };
+    let prepared = admit_call(env, &**host, req).await;
     let Prepared { ctx, cancel, enforce_at } = match prepared {
         Ok(p) => p,
         Err(s) => {
