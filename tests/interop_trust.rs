@@ -20,222 +20,84 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+#[path = "interop/harness.rs"]
+mod harness;
 #[path = "../examples/taskmanager/service.rs"]
 mod service;
 
 use std::fs;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use aster::prelude::*;
 use aster::runtime::client::request_admission;
-use aster::runtime::transport::{ALPN_RPC, EndpointAddr, EndpointConfig, EndpointId, bind_endpoint};
+use aster::runtime::transport::{ALPN_RPC, EndpointConfig, bind_endpoint};
 use aster::runtime::trust::keys::load_public_key_file;
 use aster::runtime::trust::{
     ConsumerCredential, IdentityFile, InMemoryNonceStore, RootKeyFile, SecretKey, attributes, now_secs,
 };
+use harness::{
+    PyServer, RUST_CALLS_LIMIT, ScratchDir, interop_script, offline_env, py_command, require_peer, run_logged,
+    venv_bin, venv_dir,
+};
 use iroh::endpoint::ConnectionError;
 use service::{TaskAck, TaskAssignment};
 
-/// How long `server.py` may take to write its info file.
-const SERVER_START_LIMIT: Duration = Duration::from_secs(30);
 /// How long a Python helper (trust_setup.sh, trust_demo.py, a CLI call) may take.
 const PY_RUN_LIMIT: Duration = Duration::from_secs(300);
-/// Bound for the Rust side of a test.
-const RUST_CALLS_LIMIT: Duration = Duration::from_secs(60);
 
-// ── locating the Python peer ────────────────────────────────────────────────
-
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("shared").join("interop")
-}
-
-fn venv_dir() -> PathBuf {
-    match std::env::var_os("ASTER_PY_VENV") {
-        Some(v) if !v.is_empty() => PathBuf::from(v),
-        _ => {
-            let home = std::env::var_os("HOME").expect("HOME is not set (needed to find the Python peer venv)");
-            PathBuf::from(home).join(".cache").join("aster-py-venv")
-        }
-    }
-}
-
-/// Fails the test (loudly) when the reference peer is not installed.
-fn require_peer() {
-    let python = venv_dir().join("bin").join("python");
+/// Fails the test (loudly) when the reference peer, its `aster-cli` or trust_demo.py is missing.
+fn require_trust_peer() {
+    require_peer();
     assert!(
-        python.is_file() && venv_dir().join("bin").join("aster").is_file(),
-        "Python reference peer venv missing at {}: run ../shared/interop/setup.sh \
+        venv_bin("aster").is_file(),
+        "aster-cli missing from the Python reference peer venv at {}: run ../shared/interop/setup.sh \
          (or scripts/interop-trust.sh, which does) before running these ignored tests.",
         venv_dir().display()
     );
-    assert!(interop_dir().join("trust_demo.py").is_file(), "../shared/interop/ not found");
+    assert!(interop_script("trust_demo.py").is_file(), "../shared/interop/trust_demo.py not found");
 }
 
-/// The offline environment of `../shared/interop/env.sh` for a child process.
-fn offline(cmd: &mut Command, scratch: &Scratch) {
-    cmd.env("ASTER_RELAY_MODE", "disabled")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("ASTER_PY_VENV", venv_dir())
-        .env("ASTER_RUN_DIR", scratch.path())
-        .env_remove("ASTER_SERVER_INFO")
-        .stdin(Stdio::null());
+/// A scratch directory with a `home` folder (`HOME` of the CLIs, so no real profile is touched).
+fn scratch(name: &str) -> ScratchDir {
+    let s = ScratchDir::new(&format!("trust-{name}"));
+    fs::create_dir_all(s.file("home")).unwrap();
+    s
 }
 
-/// `../shared/interop/py ../shared/interop/<script>`.
-fn py_script(script: &str, scratch: &Scratch) -> Command {
-    let dir = interop_dir();
-    let mut cmd = Command::new(dir.join("py"));
-    cmd.arg(dir.join(script));
-    offline(&mut cmd, scratch);
-    cmd
-}
-
-// ── scratch directory and child processes ───────────────────────────────────
-
-/// A scratch directory, removed on drop unless the test is failing (then kept for the logs).
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-        let dir = std::env::temp_dir().join(format!("aster-interop-trust-{name}-{}-{nanos}", std::process::id()));
-        fs::create_dir_all(dir.join("home")).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    fn log(&self, name: &str) -> fs::File {
-        fs::File::create(self.0.join(name)).unwrap()
-    }
-
-    fn read(&self, name: &str) -> String {
-        fs::read_to_string(self.0.join(name)).unwrap_or_default()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("interop scratch directory kept for inspection: {}", self.0.display());
-        } else {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// Owns a child process; on drop (also when the test panics) SIGTERM, then SIGKILL.
-struct ChildGuard {
-    child: Child,
-    name: &'static str,
-}
-
-impl ChildGuard {
-    fn spawn(mut cmd: Command, name: &'static str) -> ChildGuard {
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
-        ChildGuard { child, name }
-    }
-
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().unwrap()
-    }
-
-    /// Waits for the child to exit by itself, at most `limit`; kills it and panics on overrun.
-    async fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.exited() {
-                return status;
-            }
-            if start.elapsed() > limit {
-                self.stop();
-                panic!("{} did not finish within {limit:?}; killed", self.name);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn stop(&mut self) {
-        if self.exited().is_some() {
-            return;
-        }
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(3) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        eprintln!("{} ignored SIGTERM; killing it", self.name);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Runs `cmd` to completion (bounded) with its output captured into `<name>.out/.err` of the
-/// scratch directory; returns (status, stdout, stderr).
-async fn run_logged(mut cmd: Command, name: &'static str, scratch: &Scratch) -> (ExitStatus, String, String) {
-    let (out, err) = (format!("{name}.out"), format!("{name}.err"));
-    cmd.stdout(scratch.log(&out)).stderr(scratch.log(&err));
-    let mut child = ChildGuard::spawn(cmd, name);
-    let status = child.wait_exit(PY_RUN_LIMIT).await;
-    (status, scratch.read(&out), scratch.read(&err))
-}
-
-/// The Rust CLI in `dir` (HOME inside the scratch directory).
-fn rust_cli(scratch: &Scratch, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_aster"))
-        .args(args)
-        .current_dir(scratch.path())
-        .env("HOME", scratch.file("home"))
-        .output()
-        .unwrap();
+/// Runs a CLI with `args` in the scratch directory (HOME inside it, so no real profile is
+/// touched); asserts that it succeeded.
+fn cli_ok(mut cmd: Command, scratch: &ScratchDir, args: &[&str]) -> Output {
+    let out = cmd.args(args).current_dir(scratch.path()).env("HOME", scratch.file("home")).output().unwrap();
     assert!(
         out.status.success(),
-        "aster {args:?}: {}\n{}",
+        "{cmd:?}: {}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     out
 }
 
-/// `aster-cli` (Python) in `dir` (HOME inside the scratch directory, so no profile is touched).
-fn python_cli(scratch: &Scratch, args: &[&str]) -> Output {
-    let mut cmd = Command::new(venv_dir().join("bin").join("aster"));
-    cmd.args(args).current_dir(scratch.path()).env("HOME", scratch.file("home"));
-    offline(&mut cmd, scratch);
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "aster-cli {args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+/// The Rust CLI (`aster`).
+fn rust_cli(scratch: &ScratchDir, args: &[&str]) -> Output {
+    cli_ok(Command::new(env!("CARGO_BIN_EXE_aster")), scratch, args)
 }
 
-fn public_hex(scratch: &Scratch, pub_file: &str) -> String {
+/// `aster-cli` (Python), offline.
+fn python_cli(scratch: &ScratchDir, args: &[&str]) -> Output {
+    let mut cmd = Command::new(venv_bin("aster"));
+    offline_env(&mut cmd, scratch.path());
+    cli_ok(cmd, scratch, args)
+}
+
+/// `trust sign --root-key KEY --type TYPE --out OUT` and then `extra`: arguments both CLIs take.
+fn sign_args<'a>(key: &'a str, ty: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["trust", "sign", "--root-key", key, "--type", ty, "--out", out];
+    args.extend_from_slice(extra);
+    args
+}
+
+fn public_hex(scratch: &ScratchDir, pub_file: &str) -> String {
     load_public_key_file(scratch.file(pub_file)).unwrap().to_hex()
 }
 
@@ -266,8 +128,8 @@ for path in sys.argv[2:]:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the Python reference peer: ../shared/interop/setup.sh"]
 async fn cli_files_interoperate_with_aster_cli() {
-    require_peer();
-    let s = Scratch::new("cli");
+    require_trust_peer();
+    let s = scratch("cli");
     // one root key from each CLI
     rust_cli(&s, &["trust", "keygen", "--out-key", "rs/root.key"]);
     python_cli(&s, &["trust", "keygen", "--out-key", "py/root.key"]);
@@ -279,41 +141,9 @@ async fn cli_files_interoperate_with_aster_cli() {
         let attrs = r#"{"aster.name":"ünï","aster.role":"ops,admin"}"#;
         let py_out = format!("{k}/py.policy.json");
         let rs_out = format!("{k}/rs.policy.json");
-        let expires = "2031-01-01T00:00:00Z";
-        python_cli(
-            &s,
-            &[
-                "trust",
-                "sign",
-                "--root-key",
-                &key,
-                "--type",
-                "policy",
-                "--attributes",
-                attrs,
-                "--expires",
-                expires,
-                "--out",
-                &py_out,
-            ],
-        );
-        rust_cli(
-            &s,
-            &[
-                "trust",
-                "sign",
-                "--root-key",
-                &key,
-                "--type",
-                "policy",
-                "--attributes",
-                attrs,
-                "--expires",
-                expires,
-                "--out",
-                &rs_out,
-            ],
-        );
+        let policy = ["--attributes", attrs, "--expires", "2031-01-01T00:00:00Z"];
+        python_cli(&s, &sign_args(&key, "policy", &py_out, &policy));
+        rust_cli(&s, &sign_args(&key, "policy", &rs_out, &policy));
         assert_eq!(s.read(&py_out), s.read(&rs_out), "{k}: both CLIs write the same policy credential");
 
         // Python-signed OTT / producer / bound policy: the Rust CLI verifies them
@@ -321,20 +151,9 @@ async fn cli_files_interoperate_with_aster_cli() {
             [("ott", vec![]), ("producer", vec!["--endpoint-id", &node]), ("policy", vec!["--endpoint-id", &node])]
         {
             let out = format!("{k}/py.{ty}.{}.json", extra.len());
-            let mut args = vec![
-                "trust",
-                "sign",
-                "--root-key",
-                &key,
-                "--type",
-                ty,
-                "--attributes",
-                r#"{"aster.role":"x"}"#,
-                "--out",
-                &out,
-            ];
-            args.extend(extra.iter().copied());
-            python_cli(&s, &args);
+            let mut signed = vec!["--attributes", r#"{"aster.role":"x"}"#];
+            signed.extend(extra.iter().copied());
+            python_cli(&s, &sign_args(&key, ty, &out, &signed));
             let pub_file = format!("{k}/root.pub");
             let v = rust_cli(&s, &["trust", "verify", "--root-pub", &pub_file, "--endpoint-id", &node, &out]);
             let text = String::from_utf8_lossy(&v.stdout);
@@ -345,17 +164,17 @@ async fn cli_files_interoperate_with_aster_cli() {
         let mut files = vec![rs_out.clone()];
         for (ty, bound) in [("ott", false), ("producer", true), ("policy", true)] {
             let out = format!("{k}/rs.{ty}.{bound}.json");
-            let mut args = vec!["trust", "sign", "--root-key", &key, "--type", ty, "-a", "aster.role=x", "--out", &out];
+            let mut signed = vec!["-a", "aster.role=x"];
             if bound {
-                args.extend(["--endpoint-id", &node]);
+                signed.extend(["--endpoint-id", &node]);
             }
-            rust_cli(&s, &args);
+            rust_cli(&s, &sign_args(&key, ty, &out, &signed));
             files.push(out);
         }
-        let mut cmd = Command::new(venv_dir().join("bin").join("python"));
+        let mut cmd = Command::new(venv_bin("python"));
         cmd.arg("-c").arg(PY_VERIFY).arg(format!("{k}/root.pub")).args(&files).current_dir(s.path());
-        offline(&mut cmd, &s);
-        let (status, out, err) = run_logged(cmd, "py-verify", &s).await;
+        offline_env(&mut cmd, s.path());
+        let (status, out, err) = run_logged(cmd, "py-verify", &s, PY_RUN_LIMIT).await;
         assert!(status.success(), "{out}\n{err}");
         assert_eq!(out.lines().filter(|l| l.ends_with(" OK")).count(), files.len(), "{out}\n{err}");
         println!("{k}: Python verified {out}");
@@ -398,13 +217,12 @@ const DEMO_EXPECTED: &[(&str, &str)] = &[
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the Python reference peer: ../shared/interop/setup.sh"]
 async fn python_consumers_and_producers_against_a_trusted_rust_node() {
-    require_peer();
-    let s = Scratch::new("demo");
+    require_trust_peer();
+    let s = scratch("demo");
     // aster-cli makes the root, the consumer credentials, identity files and producer credentials
-    let setup = Command::new(interop_dir().join("trust_setup.sh"));
-    let mut setup = setup;
-    offline(&mut setup, &s);
-    let (status, out, err) = run_logged(setup, "trust_setup", &s).await;
+    let mut setup = Command::new(interop_script("trust_setup.sh"));
+    offline_env(&mut setup, s.path());
+    let (status, out, err) = run_logged(setup, "trust_setup", &s, PY_RUN_LIMIT).await;
     assert!(status.success(), "trust_setup.sh failed\n{out}\n{err}");
     let trust_dir = s.file("trust");
     let root = load_public_key_file(trust_dir.join("deploy-root.pub")).unwrap();
@@ -426,9 +244,9 @@ async fn python_consumers_and_producers_against_a_trusted_rust_node() {
     let info_path = s.file("rust_node_info.json");
     fs::write(&info_path, info.to_string()).unwrap();
 
-    let mut demo = py_script("trust_demo.py", &s);
+    let mut demo = py_command(&interop_script("trust_demo.py"), s.path());
     demo.arg("--info").arg(&info_path).arg("--trust-dir").arg(&trust_dir);
-    let (status, out, err) = run_logged(demo, "trust_demo", &s).await;
+    let (status, out, err) = run_logged(demo, "trust_demo", &s, PY_RUN_LIMIT).await;
     let report = format!("trust_demo.py: {status}\n--- stdout\n{out}\n--- stderr\n{err}");
     assert!(status.success(), "{report}");
     for (label, want) in DEMO_EXPECTED {
@@ -467,62 +285,24 @@ async fn python_consumers_and_producers_against_a_trusted_rust_node() {
 
 // ── Rust consumer → Python node ─────────────────────────────────────────────
 
-async fn wait_for_info(server: &mut ChildGuard, s: &Scratch, info: &Path) -> serde_json::Value {
-    let start = Instant::now();
-    loop {
-        if let Ok(text) = fs::read_to_string(info) {
-            return serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad info file: {e}\n{text}"));
-        }
-        if let Some(status) = server.exited() {
-            panic!("server.py exited ({status})\n{}\n{}", s.read("server.out"), s.read("server.err"));
-        }
-        assert!(
-            start.elapsed() < SERVER_START_LIMIT,
-            "server.py wrote no info file\n{}\n{}",
-            s.read("server.out"),
-            s.read("server.err")
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the Python reference peer: ../shared/interop/setup.sh"]
 async fn rust_consumer_admitted_by_a_trusted_python_server() {
-    require_peer();
-    let s = Scratch::new("py-server");
+    require_trust_peer();
+    let s = scratch("py-server");
     // the root and a policy credential from the Rust CLI
     rust_cli(&s, &["trust", "keygen", "--out-key", "root.key"]);
-    rust_cli(
-        &s,
-        &[
-            "trust",
-            "sign",
-            "--root-key",
-            "root.key",
-            "--type",
-            "policy",
-            "-a",
-            "aster.role=ops",
-            "-a",
-            "aster.name=rusty",
-            "--out",
-            "rusty.json",
-        ],
-    );
+    rust_cli(&s, &sign_args("root.key", "policy", "rusty.json", &["-a", "aster.role=ops", "-a", "aster.name=rusty"]));
     let root = RootKeyFile::load(s.file("root.key")).unwrap();
+    let rusty = s.file("rusty.json");
 
-    let info_path = s.file("server_info.json");
-    let mut cmd = py_script("server.py", &s);
-    cmd.arg("--info").arg(&info_path).arg("--trust").arg(s.file("root.pub"));
-    cmd.stdout(s.log("server.out")).stderr(s.log("server.err"));
-    let mut server = ChildGuard::spawn(cmd, "server.py");
-    let info = wait_for_info(&mut server, &s, &info_path).await;
-    assert_eq!(info["mode"], "trusted", "{info}");
-    assert_eq!(info["root_pubkey"], root.public_key().to_hex(), "{info}");
-    let id: EndpointId = info["endpoint_id"].as_str().unwrap().parse().unwrap();
-    let rpc: SocketAddr = info["rpc_addr"].as_str().unwrap().parse().unwrap();
-    let addr = EndpointAddr::new(id).with_ip_addr(rpc);
+    // server.py runs in the same scratch directory (its logs land next to the keys)
+    let root_pub = s.file("root.pub");
+    let trust = ["--trust", root_pub.to_str().expect("a UTF-8 scratch path")];
+    let py = PyServer::start_in(s, &interop_script("server.py"), &trust).await;
+    assert_eq!(py.info["mode"], "trusted", "{}", py.info);
+    assert_eq!(py.info["root_pubkey"], root.public_key().to_hex(), "{}", py.info);
+    let addr = py.addr();
 
     let calls = async {
         let ep = bind_endpoint(&EndpointConfig::default()).await.unwrap();
@@ -555,7 +335,7 @@ async fn rust_consumer_admitted_by_a_trusted_python_server() {
         assert_eq!(e.code(), Code::PermissionDenied, "{e}");
 
         // the Rust CLI's credential file: admitted with its attributes, and calls work
-        let opts = AdmissionOptions::new().credential_file(s.file("rusty.json")).unwrap();
+        let opts = AdmissionOptions::new().credential_file(&rusty).unwrap();
         let client = AsterClient::connect_with(&ep, addr.clone(), opts).await.unwrap();
         let adm = client.admission();
         assert!(adm.admitted);
@@ -582,6 +362,5 @@ async fn rust_consumer_admitted_by_a_trusted_python_server() {
         ep.close().await;
     };
     tokio::time::timeout(RUST_CALLS_LIMIT, calls).await.expect("Rust client timed out");
-    server.stop();
-    println!("--- server.py stdout\n{}--- server.py stderr\n{}", s.read("server.out"), s.read("server.err"));
+    py.stop();
 }

@@ -211,7 +211,15 @@ async fn generated_client_calls_renamed_and_default_methods() {
     for mode in [SerializationMode::Native, SerializationMode::Json] {
         let opts = || CallOptions::new().mode(mode);
         assert_eq!(guard("get", client.get(&Ping { n: 1 }, opts())).await.unwrap(), Ping { n: 2 });
-        assert_eq!(guard("put", client.put(&Ping { n: 7 }, opts())).await.unwrap(), Ping { n: 7 });
+        // `put` declares `serialization = [json]`: the per-method list overrides the service's
+        let put = guard("put", client.put(&Ping { n: 7 }, opts())).await;
+        if mode == SerializationMode::Json {
+            assert_eq!(put.unwrap(), Ping { n: 7 });
+        } else {
+            let st = expect_code(put, Code::InvalidArgument);
+            assert!(st.message().contains("method 'Options.renamedPut'"), "{st}");
+            assert!(st.message().contains("accepts: json"), "{st}");
+        }
         let all =
             guard("count", async { client.count(&Ping { n: 3 }, opts()).await?.collect_all().await }).await.unwrap();
         assert_eq!(all, vec![Ping { n: 0 }, Ping { n: 1 }, Ping { n: 2 }]);

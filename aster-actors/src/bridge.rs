@@ -34,7 +34,7 @@ use crate::authorize::CallAuthorizer;
 use crate::context::{CallContext, CallContextParts};
 use crate::host::{ServiceHost, SessionLink};
 use crate::io::{CHANNEL_CAPACITY, Inbound};
-use crate::service::{Completion, Outcome, Pattern, RawCall, Scope, SessionInfo};
+use crate::service::{Completion, Outcome, Pattern, RawCall, Scope, ServiceDescriptor, SessionInfo};
 use crate::trust::AdmittedPeers;
 
 /// Settings the bridge applies to every stream.
@@ -288,18 +288,23 @@ fn route_header(env: &BridgeEnv, h: &StreamHeader) -> Result<(Arc<dyn ServiceHos
         )
     };
     match SerializationMode::from_i64(h.serialization_mode) {
-        Some(m) if desc.accepts_mode(m) => {}
-        _ => {
-            let accepted: Vec<&str> = desc.serialization.iter().map(|m| m.as_str()).chain(["json"]).collect();
-            return Err(Status::invalid_argument(format!(
-                "serialization mode {} is not accepted by service '{}' (accepts: {})",
-                h.serialization_mode,
-                desc.name,
-                accepted.join(", ")
-            )));
-        }
+        Some(m) if desc.accepts_mode_for(idx, m) => {}
+        _ => return Err(mode_refused(desc, idx, h.serialization_mode)),
     }
     Ok((host, idx))
+}
+
+/// INVALID_ARGUMENT for a call whose serialization mode the service (or the method) refuses.
+fn mode_refused(desc: &ServiceDescriptor, method: Option<usize>, mode: i64) -> Status {
+    let accepted: Vec<&str> = desc.modes_for(method).iter().map(|m| m.as_str()).chain(["json"]).collect();
+    let target = match method.and_then(|i| desc.methods.get(i)) {
+        Some(m) => format!("method '{}.{}'", desc.name, m.name),
+        None => format!("service '{}'", desc.name),
+    };
+    Status::invalid_argument(format!(
+        "serialization mode {mode} is not accepted by {target} (accepts: {})",
+        accepted.join(", ")
+    ))
 }
 
 fn mode_of(h: &StreamHeader) -> SerializationMode {
@@ -715,6 +720,14 @@ async fn session_call(
         return CallEnd::EndSession;
     };
     let pattern = desc.methods[idx].pattern;
+    if !desc.accepts_mode_for(Some(idx), codec.mode()) {
+        let s = mode_refused(desc, Some(idx), codec.mode().as_i64());
+        let end = skip_input(io, pattern).await;
+        return match io.send_trailer(&s).await {
+            Ok(()) => end,
+            Err(_) => CallEnd::EndSession,
+        };
+    }
     let req = CallRequest {
         method_idx: idx,
         peer,

@@ -129,6 +129,17 @@ impl ServiceDescriptor {
     pub fn accepts_mode(&self, mode: SerializationMode) -> bool {
         mode == SerializationMode::Json || (mode != SerializationMode::Row && self.serialization.contains(&mode))
     }
+
+    /// The modes a call of method `method` may use besides JSON: the method's own
+    /// `serialization` list when it declares one, else the service's.
+    pub fn modes_for(&self, method: Option<usize>) -> &[SerializationMode] {
+        method.and_then(|i| self.methods.get(i)).and_then(|m| m.serialization.as_deref()).unwrap_or(&self.serialization)
+    }
+
+    /// Whether a call of `method` in `mode` is accepted (its modes plus JSON; never ROW).
+    pub fn accepts_mode_for(&self, method: Option<usize>, mode: SerializationMode) -> bool {
+        mode == SerializationMode::Json || (mode != SerializationMode::Row && self.modes_for(method).contains(&mode))
+    }
 }
 
 /// What the service actor reports back for one call.

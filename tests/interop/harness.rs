@@ -2,9 +2,10 @@
 //! `../shared/interop/setup.sh`, running its scripts offline, child-process and scratch-directory
 //! guards, and a running Python server (`server.py` or `tests/interop/py_probe.py serve`).
 //!
-//! Shared by `tests/interop_smoke.rs` and `tests/interop_matrix.rs` (both run by
-//! `scripts/interop-smoke.sh` inside a loopback-only network namespace). Nothing here measures
-//! time: every limit is a hang guard.
+//! Shared by `tests/interop_smoke.rs`, `tests/interop_matrix.rs` (both run by
+//! `scripts/interop-smoke.sh`) and `tests/interop_trust.rs` (`scripts/interop-trust.sh`), each
+//! inside a loopback-only network namespace. Nothing here measures time: every limit is a hang
+//! guard.
 #![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
@@ -39,6 +40,8 @@ pub fn probe_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("interop").join("py_probe.py")
 }
 
+/// The venv of the reference peer: `$ASTER_PY_VENV`, else `~/.cache/aster-py-venv` (as `py`
+/// and `env.sh` choose it).
 pub fn venv_dir() -> PathBuf {
     match std::env::var_os("ASTER_PY_VENV") {
         Some(v) if !v.is_empty() => PathBuf::from(v),
@@ -49,11 +52,16 @@ pub fn venv_dir() -> PathBuf {
     }
 }
 
+/// A program of the venv: `python`, or `aster` (aster-cli).
+pub fn venv_bin(name: &str) -> PathBuf {
+    venv_dir().join("bin").join(name)
+}
+
 /// Fails the test (loudly) when the reference peer is not installed.
 pub fn require_peer() {
     let py = interop_dir().join("py");
     assert!(py.is_file(), "Python reference peer harness not found at {} (expected ../shared/interop/)", py.display());
-    let python = venv_dir().join("bin").join("python");
+    let python = venv_bin("python");
     assert!(
         python.is_file(),
         "Python reference peer venv missing: {} does not exist. Run ../shared/interop/setup.sh \
@@ -62,18 +70,25 @@ pub fn require_peer() {
     );
 }
 
-/// `../shared/interop/py <script>` with the offline environment of env.sh (and tracebacks for
-/// failed `client.py` cases).
-pub fn py_command(script: &Path, run_dir: &Path) -> Command {
-    let mut cmd = Command::new(interop_dir().join("py"));
-    cmd.arg(script)
-        .env("ASTER_RELAY_MODE", "disabled")
+/// The offline environment of `../shared/interop/env.sh` for a child process of the Python
+/// peer (a script, `aster-cli`, a shell script sourcing env.sh), with `run_dir` as
+/// `ASTER_RUN_DIR`; stdin is null.
+pub fn offline_env<'a>(cmd: &'a mut Command, run_dir: &Path) -> &'a mut Command {
+    cmd.env("ASTER_RELAY_MODE", "disabled")
         .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("ASTER_PY_VENV", venv_dir())
         .env("ASTER_RUN_DIR", run_dir)
         .env("ASTER_INTEROP_DIR", interop_dir())
-        .env("ASTER_CLIENT_TRACEBACK", "1")
         .env_remove("ASTER_SERVER_INFO")
-        .stdin(Stdio::null());
+        .stdin(Stdio::null())
+}
+
+/// `../shared/interop/py <script>` with the offline environment (and tracebacks for failed
+/// `client.py` cases).
+pub fn py_command(script: &Path, run_dir: &Path) -> Command {
+    let mut cmd = Command::new(interop_dir().join("py"));
+    cmd.arg(script).env("ASTER_CLIENT_TRACEBACK", "1");
+    offline_env(&mut cmd, run_dir);
     cmd
 }
 
@@ -92,6 +107,11 @@ impl ScratchDir {
 
     pub fn path(&self) -> &Path {
         &self.0
+    }
+
+    /// `name` inside the scratch directory.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
     }
 
     pub fn log(&self, name: &str) -> fs::File {
@@ -175,6 +195,21 @@ impl Drop for ChildGuard {
     }
 }
 
+/// Runs `cmd` to completion (at most `limit`) with its output captured into `<name>.out` and
+/// `<name>.err` of the scratch directory; returns (exit status, stdout, stderr).
+pub async fn run_logged(
+    mut cmd: Command,
+    name: &'static str,
+    scratch: &ScratchDir,
+    limit: Duration,
+) -> (ExitStatus, String, String) {
+    let (out, err) = (format!("{name}.out"), format!("{name}.err"));
+    cmd.stdout(scratch.log(&out)).stderr(scratch.log(&err));
+    let mut child = ChildGuard::spawn(cmd, name);
+    let status = child.wait_exit(limit).await;
+    (status, scratch.read(&out), scratch.read(&err))
+}
+
 /// Runs a Python client script to completion (bounded); returns (exit status, stdout, a report
 /// with both outputs for assertion messages).
 pub async fn run_py_client(
@@ -185,11 +220,8 @@ pub async fn run_py_client(
 ) -> (ExitStatus, String, String) {
     require_peer();
     let mut cmd = py_command(script, scratch.path());
-    cmd.args(args).stdout(scratch.log(&format!("{name}.out"))).stderr(scratch.log(&format!("{name}.err")));
-    let mut client = ChildGuard::spawn(cmd, name);
-    let status = client.wait_exit(CLIENT_RUN_LIMIT).await;
-    let out = scratch.read(&format!("{name}.out"));
-    let err = scratch.read(&format!("{name}.err"));
+    cmd.args(args);
+    let (status, out, err) = run_logged(cmd, name, scratch, CLIENT_RUN_LIMIT).await;
     let report = format!("{name} {args:?}: exit status {status}\n--- stdout\n{out}\n--- stderr\n{err}");
     (status, out, report)
 }
@@ -247,8 +279,13 @@ impl PyServer {
 
     /// Any server script taking `--info FILE` and writing `endpoint_id` and `rpc_addr` there.
     pub async fn start_script(name: &str, script: &Path, args: &[&str]) -> PyServer {
+        PyServer::start_in(ScratchDir::new(name), script, args).await
+    }
+
+    /// [`PyServer::start_script`] in a given scratch directory (its run directory and logs; it
+    /// may already hold files the server reads).
+    pub async fn start_in(scratch: ScratchDir, script: &Path, args: &[&str]) -> PyServer {
         require_peer();
-        let scratch = ScratchDir::new(name);
         let info_path = scratch.path().join("server_info.json");
 
         let mut cmd = py_command(script, scratch.path());
