@@ -14,6 +14,8 @@
 //!   the [`AdmittedPeers`] table, Gate 0 (connections of peers that are not admitted are closed
 //!   with 403) and producer admission; Gate 3 (method capabilities) runs in the stream bridge
 //!   and [`authorize`] is Gate 2 ([`CallAuthorizer`]).
+//! - [`mesh`]: the producer mesh ([`ProducerMesh`], [`MeshHandle`], [`MeshEvent`]): iroh-gossip
+//!   with signed envelopes, salt rotation, best effort.
 //!
 //! A handler that panics fails only its call (INTERNAL with the panic message); its actor is
 //! restarted by its supervisor, with OTP-style restart intensity escalating to the node.
@@ -24,6 +26,7 @@ mod bridge;
 pub mod context;
 mod host;
 pub mod io;
+pub mod mesh;
 mod node;
 mod pool;
 pub mod service;
@@ -35,6 +38,7 @@ pub use admission::{AdmissionContext, AdmissionDecision, AdmissionGate, OpenGate
 pub use authorize::{AllowAll, CallAuthorizer};
 pub use context::{CallContext, CallContextParts};
 pub use io::{ServerSink, Streaming};
+pub use mesh::{MeshEvent, MeshHandle, ProducerMesh};
 pub use node::{AsterNode, NodeBuilder, ServiceSummary, ShutdownReport};
 pub use service::{
     MethodDescriptor, Pattern, RawCall, ReplyPort, Routed, Scope, ServiceDef, ServiceDescriptor, SessionInfo,

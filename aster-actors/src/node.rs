@@ -6,7 +6,9 @@
 //! ├── EndpointActor (iroh Endpoint + Router: aster/1, aster.consumer_admission and, in trusted
 //! │   │              mode, aster.producer_admission; Gate 0 hook on closed gates; closes them on stop)
 //! │   └── ConnectionActor (per accepted aster/1 connection; one stream bridge task per bi-stream)
-//! └── AdmissionActor (the AdmissionGate and the admission view: services, RPC address, modes)
+//! ├── AdmissionActor (the AdmissionGate and the admission view: services, RPC address, modes)
+//! ├── GossipActor (producer mesh only: iroh-gossip on the current epoch's topic, signed envelopes)
+//! └── CredentialEpochActor (producer mesh only: salt + epoch, rotation, admitted-peers sweep)
 //! ```
 //!
 //! Shutdown is ordered: stop admitting streams, drain in-flight calls up to the grace period
@@ -38,9 +40,13 @@ use crate::admission::{
 use crate::authorize::CallAuthorizer;
 use crate::bridge::{BridgeConfig, BridgeEnv, Registry, serve_stream};
 use crate::host::{ServiceHost, session_host, shared_host};
+use crate::mesh::{
+    CredentialEpochActor, EpochArgs, EpochMsg, GossipActor, GossipArgs, GossipMsg, MAX_GOSSIP_MESSAGE, MeshEvent,
+    MeshHandle, ProducerMesh,
+};
 use crate::service::{Scope, SessionInfo, SessionService, SharedService};
 use crate::supervision::{RestartIntensity, RestartWindow};
-use crate::trust::{AdmittedPeers, Gate0, ProducerAdmissionProtocol, TrustedGate, peer_ttl_from_env};
+use crate::trust::{AdmittedPeers, Gate0, ProducerAdmissionProtocol, SharedMesh, TrustedGate, peer_ttl_from_env};
 
 // ───────────────────────────── in-flight calls ─────────────────────────────
 
@@ -203,11 +209,21 @@ struct EndpointActor;
 
 enum EndpointMsg {
     Endpoint(RpcReplyPort<Endpoint>),
+    /// The gossip instance and the shared mesh state (producer mesh only).
+    Mesh(RpcReplyPort<Option<(iroh_gossip::Gossip, SharedMesh)>>),
 }
 
 struct EndpointState {
     endpoint: Endpoint,
     router: Router,
+    mesh: Option<(iroh_gossip::Gossip, SharedMesh)>,
+}
+
+/// The configured producer mesh, as the endpoint actor needs it to build the shared state.
+struct MeshSeed {
+    salt: Vec<u8>,
+    accepted: Vec<String>,
+    config: MeshConfig,
 }
 
 /// The trust settings the endpoint actor applies.
@@ -217,6 +233,8 @@ struct EndpointTrust {
     /// Serve `aster.producer_admission` for producers under this root.
     producer_root: Option<PublicKey>,
     admitted: Arc<AdmittedPeers>,
+    /// Run the producer mesh (gossip registered on the router) with this salt.
+    mesh: Option<MeshSeed>,
 }
 
 impl Actor for EndpointActor {
@@ -238,20 +256,34 @@ impl Actor for EndpointActor {
         // Consumer admission is always served, as in the reference (also by an open gate).
         let mut router =
             Router::builder(endpoint.clone()).accept(ALPN_RPC, protocol).accept(ALPN_CONSUMER_ADMISSION, admission);
+        let mut mesh_parts = None;
         if let Some(root) = trust.producer_root {
-            // An ephemeral founding mesh state, as the reference's AsterServer makes whenever a
-            // root key is known (the gossip itself is not run yet).
-            let config = MeshConfig::default().with_env_overrides();
-            let mesh = MeshState::found(root, PublicKey::from(endpoint.id()), aster_runtime::trust::now_ms(), config);
+            let self_id = PublicKey::from(endpoint.id());
+            let now = aster_runtime::trust::now_ms();
+            let gossip_on = trust.mesh.is_some();
+            let mesh = match trust.mesh {
+                // The configured mesh: shared with the gossip and credential-epoch actors.
+                Some(seed) => MeshState::with_salt(root, self_id, seed.salt, seed.accepted, now, seed.config),
+                // An ephemeral founding mesh state, as the reference's AsterServer makes
+                // whenever a root key is known (no gossip runs).
+                None => MeshState::found(root, self_id, now, MeshConfig::default().with_env_overrides()),
+            };
             let mesh = Arc::new(std::sync::Mutex::new(mesh));
             router = router.accept(
                 ALPN_PRODUCER_ADMISSION,
-                ProducerAdmissionProtocol { mesh, admitted: trust.admitted, draining },
+                ProducerAdmissionProtocol { mesh: mesh.clone(), admitted: trust.admitted, draining },
             );
+            if gossip_on {
+                // Gossip is built on the endpoint before the router, and served by it.
+                let gossip =
+                    iroh_gossip::Gossip::builder().max_message_size(MAX_GOSSIP_MESSAGE).spawn(endpoint.clone());
+                router = router.accept(iroh_gossip::ALPN, gossip.clone());
+                mesh_parts = Some((gossip, mesh));
+            }
         }
         let router = router.spawn();
         tracing::info!(id = %endpoint.id(), addrs = ?endpoint.bound_sockets(), "aster endpoint listening");
-        Ok(EndpointState { endpoint, router })
+        Ok(EndpointState { endpoint, router, mesh: mesh_parts })
     }
 
     async fn handle(
@@ -263,6 +295,9 @@ impl Actor for EndpointActor {
         match msg {
             EndpointMsg::Endpoint(reply) => {
                 let _ = reply.send(state.endpoint.clone());
+            }
+            EndpointMsg::Mesh(reply) => {
+                let _ = reply.send(state.mesh.clone());
             }
         }
         Ok(())
@@ -295,7 +330,7 @@ impl Actor for EndpointActor {
 
 enum NodeMsg {
     Shutdown(Duration, RpcReplyPort<ShutdownReport>),
-    Endpoint(RpcReplyPort<Endpoint>),
+    Endpoint(RpcReplyPort<(Endpoint, Option<MeshHandle>)>),
 }
 
 /// What a graceful shutdown did.
@@ -317,6 +352,18 @@ struct NodeArgs {
     gate: Arc<dyn AdmissionGate>,
     summaries: Vec<ServiceSummary>,
     producer_root: Option<PublicKey>,
+    mesh: Option<ProducerMesh>,
+}
+
+/// The producer-mesh children of the node supervisor and their restart arguments.
+struct MeshNode {
+    gossip_actor: ActorRef<GossipMsg>,
+    gossip_args: GossipArgs,
+    gossip_slot: watch::Sender<Option<ActorRef<GossipMsg>>>,
+    epoch_actor: ActorRef<EpochMsg>,
+    epoch_args: EpochArgs,
+    epoch_slot: watch::Sender<Option<ActorRef<EpochMsg>>>,
+    handle: MeshHandle,
 }
 
 struct NodeState {
@@ -332,6 +379,7 @@ struct NodeState {
     inflight: Arc<Inflight>,
     window: RestartWindow,
     stopping: bool,
+    mesh: Option<MeshNode>,
 }
 
 impl Actor for NodeSupervisor {
@@ -353,6 +401,11 @@ impl Actor for NodeSupervisor {
             gate0: (!args.gate.is_open()).then(|| Gate0 { admitted: admitted.clone() }),
             producer_root: args.producer_root,
             admitted: admitted.clone(),
+            mesh: args.mesh.as_ref().map(|m| MeshSeed {
+                salt: m.salt.clone(),
+                accepted: m.accepted.iter().map(PublicKey::to_hex).collect(),
+                config: m.config,
+            }),
         };
         let (endpoint_actor, _) = Actor::spawn_linked(
             None,
@@ -364,10 +417,21 @@ impl Actor for NodeSupervisor {
         let endpoint = ractor::call!(endpoint_actor, EndpointMsg::Endpoint)?;
         // Admitted consumers dial this node (id + direct addresses) on aster/1.
         let rpc_b64 = NodeAddrText::from(&transport::endpoint_addr(&endpoint)).to_base64();
-        let admission_args = AdmissionArgs::new(args.gate, &args.summaries, &rpc_b64, admitted);
+        let admission_args = AdmissionArgs::new(args.gate, &args.summaries, &rpc_b64, admitted.clone());
         let (admission_actor, _) =
             Actor::spawn_linked(None, AdmissionActor, admission_args.clone(), myself.get_cell()).await?;
         admission_slot.send_replace(Some(admission_actor.clone()));
+        let mesh = match args.mesh {
+            Some(cfg) => {
+                let parts = ractor::call!(endpoint_actor, EndpointMsg::Mesh)?;
+                let Some((gossip, shared)) = parts else {
+                    return Err("producer mesh configured but the endpoint has no gossip".into());
+                };
+                let mesh_args = MeshStart { cfg, gossip, shared, endpoint: &endpoint, rpc_b64, admitted };
+                Some(Self::start_mesh(&myself, mesh_args, &args.summaries).await?)
+            }
+            None => None,
+        };
         Ok(NodeState {
             services,
             endpoint_actor,
@@ -379,6 +443,7 @@ impl Actor for NodeSupervisor {
             inflight,
             window: RestartWindow::new(args.intensity),
             stopping: false,
+            mesh,
         })
     }
 
@@ -390,7 +455,7 @@ impl Actor for NodeSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             NodeMsg::Endpoint(reply) => {
-                let _ = reply.send(state.endpoint.clone());
+                let _ = reply.send((state.endpoint.clone(), state.mesh.as_ref().map(|m| m.handle.clone())));
             }
             NodeMsg::Shutdown(grace, reply) => {
                 state.stopping = true;
@@ -406,6 +471,14 @@ impl Actor for NodeSupervisor {
                     if state.services.contains_key(&cell.get_id()) {
                         let _ = cell.stop_and_wait(Some("node shutdown".into()), Some(Duration::from_secs(5))).await;
                     }
+                }
+                if let Some(mesh) = &state.mesh {
+                    // The gossip actor broadcasts its Depart while the endpoint is still up.
+                    mesh.gossip_slot.send_replace(None);
+                    mesh.epoch_slot.send_replace(None);
+                    let stop = Some(Duration::from_secs(5));
+                    let _ = mesh.epoch_actor.stop_and_wait(Some("node shutdown".into()), stop).await;
+                    let _ = mesh.gossip_actor.stop_and_wait(Some("node shutdown".into()), stop).await;
                 }
                 let _ = state
                     .endpoint_actor
@@ -471,6 +544,9 @@ impl NodeSupervisor {
                 if id == state.admission_actor.get_id() {
                     return Self::restart_admission(myself, state, &err.to_string()).await;
                 }
+                if Self::is_mesh_child(state, id) {
+                    return Self::restart_mesh_child(myself, state, id, &err.to_string()).await;
+                }
                 if let Some(host) = state.services.remove(&id) {
                     let name = host.descriptor().name;
                     tracing::error!(service = name, %err, "service supervisor failed; restarting the service");
@@ -489,8 +565,99 @@ impl NodeSupervisor {
                 if id == state.admission_actor.get_id() {
                     return Self::restart_admission(myself, state, &format!("stopped: {reason:?}")).await;
                 }
+                if Self::is_mesh_child(state, id) {
+                    return Self::restart_mesh_child(myself, state, id, &format!("stopped: {reason:?}")).await;
+                }
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// Starts the producer-mesh children: the gossip actor on the current topic and the
+    /// credential-epoch actor.
+    async fn start_mesh(
+        myself: &ActorRef<NodeMsg>,
+        m: MeshStart<'_>,
+        summaries: &[ServiceSummary],
+    ) -> Result<MeshNode, ActorProcessingErr> {
+        let lookup = iroh::address_lookup::memory::MemoryLookup::new();
+        m.endpoint.address_lookup()?.add(lookup.clone());
+        for addr in &m.cfg.bootstrap {
+            lookup.add_endpoint_info(addr.clone());
+        }
+        let events = match m.cfg.events.clone() {
+            Some(events) => events,
+            None => tokio::sync::broadcast::channel::<MeshEvent>(m.cfg.event_capacity).0,
+        };
+        let epoch = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let lease_ms = m.cfg.config.lease_heartbeat_ms;
+        let gossip_args = GossipArgs {
+            gossip: m.gossip,
+            mesh: m.shared.clone(),
+            epoch: epoch.clone(),
+            lookup,
+            bootstrap: m.cfg.bootstrap.iter().map(|a| a.id).collect(),
+            key: Arc::new(aster_runtime::trust::SecretKey::from(m.endpoint.secret_key())),
+            credential: m.cfg.credential,
+            services: summaries.to_vec().into(),
+            rpc_b64: m.rpc_b64,
+            events: events.clone(),
+            lease_interval: m.cfg.lease_interval.unwrap_or(Duration::from_millis(lease_ms)),
+        };
+        let (gossip_slot, gossip_rx) = watch::channel(None);
+        let (epoch_slot, epoch_rx) = watch::channel(None);
+        let epoch_args = EpochArgs {
+            mesh: m.shared.clone(),
+            epoch: epoch.clone(),
+            admitted: m.admitted,
+            sweep_interval: m.cfg.sweep_interval,
+            gossip: gossip_rx.clone(),
+            events: events.clone(),
+        };
+        let (gossip_actor, _) = Actor::spawn_linked(None, GossipActor, gossip_args.clone(), myself.get_cell()).await?;
+        gossip_slot.send_replace(Some(gossip_actor.clone()));
+        let (epoch_actor, _) =
+            Actor::spawn_linked(None, CredentialEpochActor, epoch_args.clone(), myself.get_cell()).await?;
+        epoch_slot.send_replace(Some(epoch_actor.clone()));
+        let handle = MeshHandle { mesh: m.shared, epoch, events, gossip: gossip_rx, epoch_actor: epoch_rx };
+        Ok(MeshNode { gossip_actor, gossip_args, gossip_slot, epoch_actor, epoch_args, epoch_slot, handle })
+    }
+
+    fn is_mesh_child(state: &NodeState, id: ActorId) -> bool {
+        state.mesh.as_ref().is_some_and(|m| m.gossip_actor.get_id() == id || m.epoch_actor.get_id() == id)
+    }
+
+    /// Restarts the gossip or the credential-epoch actor (counted against the node's
+    /// intensity). Their state (salt, epoch, accepted producers) lives in the shared mesh state,
+    /// so a restarted gossip actor joins the current epoch's topic.
+    async fn restart_mesh_child(
+        myself: ActorRef<NodeMsg>,
+        state: &mut NodeState,
+        id: ActorId,
+        why: &str,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(mesh) = state.mesh.as_mut() else { return Ok(()) };
+        if mesh.gossip_actor.get_id() == id {
+            tracing::error!(reason = why, "gossip actor ended; restarting it");
+            mesh.gossip_slot.send_replace(None);
+            if !state.window.record(Instant::now()) {
+                return Err(format!("node restart intensity exceeded (gossip actor: {why})").into());
+            }
+            let (actor, _) =
+                Actor::spawn_linked(None, GossipActor, mesh.gossip_args.clone(), myself.get_cell()).await?;
+            mesh.gossip_slot.send_replace(Some(actor.clone()));
+            mesh.gossip_actor = actor;
+        } else {
+            tracing::error!(reason = why, "credential-epoch actor ended; restarting it");
+            mesh.epoch_slot.send_replace(None);
+            if !state.window.record(Instant::now()) {
+                return Err(format!("node restart intensity exceeded (credential-epoch actor: {why})").into());
+            }
+            let (actor, _) =
+                Actor::spawn_linked(None, CredentialEpochActor, mesh.epoch_args.clone(), myself.get_cell()).await?;
+            mesh.epoch_slot.send_replace(Some(actor.clone()));
+            mesh.epoch_actor = actor;
         }
         Ok(())
     }
@@ -513,6 +680,16 @@ impl NodeSupervisor {
         state.admission_actor = actor;
         Ok(())
     }
+}
+
+/// What [`NodeSupervisor::start_mesh`] needs.
+struct MeshStart<'a> {
+    cfg: ProducerMesh,
+    gossip: iroh_gossip::Gossip,
+    shared: SharedMesh,
+    endpoint: &'a Endpoint,
+    rpc_b64: String,
+    admitted: Arc<AdmittedPeers>,
 }
 
 // ───────────────────────────── public API ─────────────────────────────
@@ -549,6 +726,7 @@ pub struct NodeBuilder {
     peer_ttl: Option<Duration>,
     authorizer: Option<Arc<dyn CallAuthorizer>>,
     producer_root: Option<PublicKey>,
+    mesh: Option<ProducerMesh>,
 }
 
 /// Deferred construction of a service host (needs the final pool size and intensity).
@@ -564,6 +742,7 @@ impl std::fmt::Debug for NodeBuilder {
             .field("peer_ttl", &self.peer_ttl)
             .field("authorizer", &self.authorizer.as_ref().map(|a| a.name().to_owned()))
             .field("producer_root", &self.producer_root)
+            .field("producer_mesh", &self.mesh.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -583,6 +762,7 @@ impl Default for NodeBuilder {
             peer_ttl: None,
             authorizer: None,
             producer_root: None,
+            mesh: None,
         }
     }
 }
@@ -642,6 +822,21 @@ impl NodeBuilder {
     /// until it expires). Set by [`trusted`](Self::trusted).
     pub fn producer_admission(mut self, root: PublicKey) -> Self {
         self.producer_root = Some(root);
+        self
+    }
+
+    /// Runs the producer mesh (§7.5): a `GossipActor` (iroh-gossip, registered on the node's
+    /// router under `/iroh-gossip/1`) on the topic derived from the mesh's root key and salt,
+    /// and a `CredentialEpochActor` (salt rotation, admitted-peers sweep). Also serves
+    /// `aster.producer_admission` for the mesh's root, answering with the mesh's current salt.
+    /// Observe and drive it through [`AsterNode::mesh`]. Gossip is best effort; see
+    /// [`crate::mesh`].
+    ///
+    /// With a closed admission gate, Gate 0 also applies to incoming gossip connections: mesh
+    /// peers must be admitted (e.g. by producer admission) to dial this node.
+    pub fn producer_mesh(mut self, mesh: ProducerMesh) -> Self {
+        self.producer_root = Some(mesh.root);
+        self.mesh = Some(mesh);
         self
     }
 
@@ -762,13 +957,14 @@ impl NodeBuilder {
             gate: self.gate,
             summaries: summaries.clone(),
             producer_root: self.producer_root,
+            mesh: self.mesh,
         };
         let (supervisor, join) = Actor::spawn(None, NodeSupervisor, args)
             .await
             .map_err(|e| Status::unavailable(format!("node failed to start: {e}")))?;
-        let endpoint = ractor::call!(supervisor, NodeMsg::Endpoint)
+        let (endpoint, mesh) = ractor::call!(supervisor, NodeMsg::Endpoint)
             .map_err(|e| Status::unavailable(format!("node failed to start: {e}")))?;
-        Ok(AsterNode { supervisor, join: Some(join), endpoint, services: summaries, grace: self.grace, admitted })
+        Ok(AsterNode { supervisor, join: Some(join), endpoint, services: summaries, grace: self.grace, admitted, mesh })
     }
 }
 
@@ -780,6 +976,7 @@ pub struct AsterNode {
     services: Vec<ServiceSummary>,
     grace: Duration,
     admitted: Arc<AdmittedPeers>,
+    mesh: Option<MeshHandle>,
 }
 
 impl std::fmt::Debug for AsterNode {
@@ -822,6 +1019,11 @@ impl AsterNode {
     /// The peers admitted by this node, with their verified attributes.
     pub fn admitted_peers(&self) -> &AdmittedPeers {
         &self.admitted
+    }
+
+    /// The producer mesh, if the node runs one ([`NodeBuilder::producer_mesh`]).
+    pub fn mesh(&self) -> Option<&MeshHandle> {
+        self.mesh.as_ref()
     }
 
     /// Whether the supervision tree is still running (false after shutdown or after the node

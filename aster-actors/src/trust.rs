@@ -157,6 +157,19 @@ impl AdmittedPeers {
         self.peers.write().unwrap_or_else(|e| e.into_inner()).remove(peer).is_some()
     }
 
+    /// Drops the entries that expired at `now_ms` (epoch ms); returns how many were dropped.
+    pub fn sweep_at(&self, now_ms: u64) -> usize {
+        let mut peers = self.peers.write().unwrap_or_else(|e| e.into_inner());
+        let before = peers.len();
+        peers.retain(|_, p| p.expires_at_ms > now_ms);
+        before - peers.len()
+    }
+
+    /// [`sweep_at`](Self::sweep_at) now (run periodically by the node's credential-epoch actor).
+    pub fn sweep(&self) -> usize {
+        self.sweep_at(now_ms())
+    }
+
     /// Number of entries not expired now.
     pub fn len(&self) -> usize {
         let now = now_ms();
@@ -327,9 +340,11 @@ const PRODUCER_ADMISSION_TIMEOUT: Duration = aster_runtime::wire::limits::DEFAUL
 /// How long the connection is kept for the joiner to read the answer.
 const LINGER: Duration = Duration::from_secs(10);
 
-/// The mesh membership a node keeps for producer admission: an ephemeral founding state
-/// (fresh salt, this node the only producer) as the reference's `AsterServer` creates when a
-/// root key is known. The gossip itself is not run by aster-rs yet.
+/// The mesh membership a node keeps for producer admission: without a configured producer mesh
+/// an ephemeral founding state (fresh salt, this node the only producer) as the reference's
+/// `AsterServer` creates when a root key is known; with one
+/// ([`NodeBuilder::producer_mesh`](crate::NodeBuilder::producer_mesh)) the state the gossip
+/// actor and the credential-epoch actor share (current salt, accepted producers).
 pub(crate) type SharedMesh = Arc<Mutex<MeshState>>;
 
 /// iroh protocol handler of `aster.producer_admission`.

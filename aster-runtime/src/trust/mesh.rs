@@ -535,6 +535,15 @@ impl MeshState {
         &self.topic
     }
 
+    /// Rotates the mesh salt (epochal revocation, §7.5): the topic becomes
+    /// `derive_gossip_topic(root, salt)`. The accepted set is kept; producers that are not given
+    /// the new salt cannot derive the new topic. Returns the new topic.
+    pub fn rotate_salt(&mut self, salt: Vec<u8>) -> [u8; 32] {
+        self.topic = derive_gossip_topic(&self.root, &salt);
+        self.salt = salt;
+        self.topic
+    }
+
     /// The root key.
     pub fn root(&self) -> &PublicKey {
         &self.root
