@@ -8,9 +8,10 @@
 //!
 //! ## `#[derive(AsterType)]`
 //!
-//! On a struct with named fields (a message type) or a unit-only enum:
+//! On a struct with named fields (a message type) or a unit-only enum (illustration; the
+//! compiled version of these examples is the doc test of the facade crate `aster`):
 //!
-//! ```ignore
+//! ```text
 //! use aster::prelude::*;
 //! use serde::{Deserialize, Serialize};
 //!
@@ -83,7 +84,7 @@
 //!
 //! On a trait of `async fn` methods, each marked with its pattern:
 //!
-//! ```ignore
+//! ```text
 //! #[aster::service(name = "TaskManager", version = 1, scope = shared, serialization = [xlang])]
 //! pub trait TaskManagerHandler {
 //!     #[unary(timeout = 5.0, idempotent)]

@@ -4,15 +4,35 @@
 
 /// Implements [`Message`](crate::codec::Message) for a user type.
 ///
-/// ```ignore
-/// // JSON + NATIVE. The type derives serde's Serialize/Deserialize and fory::ForyStruct;
-/// // every ForyStruct/ForyEnum/ForyUnion type reachable from its fields is listed in
-/// // `nested` (default tag: the root's namespace + the type's name, or give one with `=>`).
-/// aster_runtime::impl_message!(TaskAssignment, "taskmgr/TaskAssignment");
+/// ```
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Default, Serialize, Deserialize, fory::ForyStruct)]
+/// struct Money { cents: i64 }
+/// #[derive(Debug, Default, Serialize, Deserialize, fory::ForyStruct)]
+/// struct Line { sku: String, price: Money }
+/// #[derive(Debug, Default, Serialize, Deserialize, fory::ForyStruct)]
+/// struct Order { lines: Vec<Line> }
+///
+/// // JSON + NATIVE. Every ForyStruct/ForyEnum/ForyUnion type reachable from the fields is
+/// // listed in `nested` (default tag: the root's namespace + the type's name, or give one
+/// // with `=>`).
 /// aster_runtime::impl_message!(Order, "shop/Order"; nested = [Line, Money => "shop/Money"]);
 ///
 /// // JSON only (only serde derives needed); NATIVE then answers UNIMPLEMENTED.
+/// #[derive(Debug, Serialize, Deserialize)]
+/// struct Ping { n: i64 }
 /// aster_runtime::impl_message!(Ping, "demo/Ping"; json_only);
+///
+/// use aster_runtime::codec::{Message, PayloadCodec};
+/// use aster_runtime::SerializationMode;
+/// let order = Order { lines: vec![Line { sku: "a-1".into(), price: Money { cents: 250 } }] };
+/// let codec = PayloadCodec::new(SerializationMode::Native);
+/// let (flags, bytes) = codec.encode(&order)?;
+/// let back: Order = codec.decode(flags, &bytes)?;
+/// assert_eq!(back.lines[0].price.cents, 250);
+/// assert_eq!(Order::wire_tag(), "shop/Order");
+/// # Ok::<(), aster_runtime::Status>(())
 /// ```
 ///
 /// XLANG and ROW return `UNIMPLEMENTED`: an XLANG payload is written field by field in

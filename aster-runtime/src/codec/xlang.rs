@@ -269,29 +269,55 @@ pub struct XlangField {
 /// `write_fields` / `read_fields` are *driven*: the codec decides the order (pyfory's, from
 /// [`fields`](XlangStruct::fields)) and hands out one field index at a time:
 ///
-/// ```ignore
-/// fn write_fields(&self, w: &mut XlangStructWriter<'_>) -> Result<(), Status> {
-///     while let Some(i) = w.next_field() {
-///         match i {
-///             0 => w.write(&self.task_id)?,
-///             1 => w.write(&self.tags)?,
-///             _ => return Err(w.unknown_field(i)),
-///         }
+/// ```
+/// use aster_runtime::codec::xlang::{self, XlangField, XlangStruct, XlangStructReader, XlangStructWriter, XlangType};
+/// use aster_runtime::Status;
+///
+/// #[derive(Debug, PartialEq)]
+/// struct Task { task_id: String, tags: Vec<String> }
+///
+/// impl XlangStruct for Task {
+///     const NAMESPACE: &'static str = "taskmgr";
+///     const TYPENAME: &'static str = "Task";
+///
+///     fn fields() -> &'static [XlangField] {
+///         const FIELDS: &[XlangField] = &[
+///             XlangField { name: "task_id", ty: XlangType::String },
+///             XlangField { name: "tags", ty: XlangType::List(&XlangType::String) },
+///         ];
+///         FIELDS
 ///     }
-///     Ok(())
+///
+///     fn write_fields(&self, w: &mut XlangStructWriter<'_>) -> Result<(), Status> {
+///         while let Some(i) = w.next_field() {
+///             match i {
+///                 0 => w.write(&self.task_id)?,
+///                 1 => w.write(&self.tags)?,
+///                 _ => return Err(w.unknown_field(i)),
+///             }
+///         }
+///         Ok(())
+///     }
+///
+///     fn read_fields(r: &mut XlangStructReader<'_, '_>) -> Result<Self, Status> {
+///         let (mut task_id, mut tags) = (None, None);
+///         while let Some(i) = r.next_field() {
+///             match i {
+///                 0 => task_id = Some(r.read()?),
+///                 1 => tags = Some(r.read()?),
+///                 _ => return Err(r.unknown_field(i)),
+///             }
+///         }
+///         Ok(Self { task_id: r.take(task_id, 0)?, tags: r.take(tags, 1)? })
+///     }
 /// }
 ///
-/// fn read_fields(r: &mut XlangStructReader<'_, '_>) -> Result<Self, Status> {
-///     let (mut task_id, mut tags) = (None, None);
-///     while let Some(i) = r.next_field() {
-///         match i {
-///             0 => task_id = Some(r.read()?),
-///             1 => tags = Some(r.read()?),
-///             _ => return Err(r.unknown_field(i)),
-///         }
-///     }
-///     Ok(Self { task_id: r.take(task_id, 0)?, tags: r.take(tags, 1)? })
-/// }
+/// let task = Task { task_id: "t-1".into(), tags: vec!["a".into()] };
+/// let mut bytes = Vec::new();
+/// xlang::encode(&task, &mut bytes)?;
+/// assert_eq!(&bytes[..3], &[0x02, 0xff, 0x1d]); // xlang header, not-null, NAMED_STRUCT
+/// assert_eq!(xlang::decode::<Task>(&bytes)?, task);
+/// # Ok::<(), Status>(())
 /// ```
 pub trait XlangStruct: Sized + 'static {
     /// Fory namespace (the `@wire_type` tag before its last `/`; may be empty).
