@@ -103,7 +103,7 @@ fn is_data(frame: &Frame) -> bool {
 }
 
 /// The effective deadline of a call: the caller's wire deadline, the method's timeout and the
-/// handler cap, whichever comes first. `Err` when the wire deadline passed (beyond the skew).
+/// handler cap, whichever comes first. `Err` when the wire deadline has already passed.
 fn effective_deadline(
     wire_ms: i64,
     method_timeout: Option<Duration>,
