@@ -32,6 +32,7 @@ use super::describe::{
 };
 use super::ids::{ContractId, TypeHash};
 use super::limits::{MAX_FIELDS_PER_TYPE, MAX_METHODS, MAX_NAME_BYTES, MAX_TYPES};
+use super::model::Canonical;
 use super::model::{ContainerKind, FieldDef, MethodDef, ServiceContract, TypeDef, TypeDefKind, TypeKind, nfc};
 use super::{ContractError, Profile};
 

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::Profile;
-use super::model::{ServiceContract, TypeDef};
+use super::model::{Canonical, ServiceContract, TypeDef};
 
 /// A string that is not 64 hexadecimal digits.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]

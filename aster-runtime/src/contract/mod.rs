@@ -73,8 +73,8 @@ pub use describe::{
 pub use ids::{ContractId, ParseDigestError, TypeHash};
 pub use manifest::{ContractManifest, ManifestField, ManifestMethod};
 pub use model::{
-    CapabilityKind, CapabilityRequirement, ContainerKind, EnumValueDef, FieldDef, MethodDef, MethodPattern, ScopeKind,
-    ServiceContract, TypeDef, TypeDefKind, TypeKind, UnionVariantDef, nfc,
+    Canonical, CapabilityKind, CapabilityRequirement, ContainerKind, EnumValueDef, FieldDef, MethodDef, MethodPattern,
+    ScopeKind, ServiceContract, TypeDef, TypeDefKind, TypeKind, UnionVariantDef, nfc,
 };
 
 /// Which canonical dialect to produce.

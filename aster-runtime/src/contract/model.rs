@@ -29,6 +29,21 @@ pub fn nfc(s: &str) -> Cow<'_, str> {
     icu_normalizer::ComposingNormalizerBorrowed::new_nfc().normalize(s)
 }
 
+/// A contract value with a canonical encoding: the one mechanism behind every `TypeDef`,
+/// `MethodDef`, `ServiceContract` … and the enumerations (bring it into scope to call
+/// `canonical_bytes`).
+pub trait Canonical {
+    /// Writes the canonical fields, in ascending field-number order, for `profile`.
+    fn write_canonical(&self, w: &mut CanonicalWriter, profile: Profile);
+
+    /// The canonical bytes (what is hashed for type hashes and contract ids).
+    fn canonical_bytes(&self, profile: Profile) -> Vec<u8> {
+        let mut w = CanonicalWriter::new();
+        self.write_canonical(&mut w, profile);
+        w.into_bytes()
+    }
+}
+
 macro_rules! canonical_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $code:literal,)+ }) => {
         $(#[$doc])*
@@ -54,17 +69,12 @@ macro_rules! canonical_enum {
                     _ => None,
                 }
             }
+        }
 
+        impl Canonical for $name {
             /// Writes the discriminant as an unsigned varint.
-            pub fn write_canonical(&self, w: &mut CanonicalWriter, _profile: Profile) {
+            fn write_canonical(&self, w: &mut CanonicalWriter, _profile: Profile) {
                 w.write_varint(self.code());
-            }
-
-            /// The canonical bytes: the discriminant as an unsigned varint.
-            pub fn canonical_bytes(&self, profile: Profile) -> Vec<u8> {
-                let mut w = CanonicalWriter::new();
-                self.write_canonical(&mut w, profile);
-                w.into_bytes()
             }
         }
     };
@@ -215,9 +225,9 @@ pub struct FieldDef {
     pub container_key_ref: Option<TypeHash>,
 }
 
-impl FieldDef {
+impl Canonical for FieldDef {
     /// Writes the canonical fields.
-    pub fn write_canonical(&self, w: &mut CanonicalWriter, profile: Profile) {
+    fn write_canonical(&self, w: &mut CanonicalWriter, profile: Profile) {
         w.write_i32(self.id);
         w.write_string(&self.name);
         self.type_kind.write_canonical(w, profile);
@@ -235,13 +245,6 @@ impl FieldDef {
             Profile::V0_1 => {}
         }
     }
-
-    /// The canonical bytes.
-    pub fn canonical_bytes(&self, profile: Profile) -> Vec<u8> {
-        let mut w = CanonicalWriter::new();
-        self.write_canonical(&mut w, profile);
-        w.into_bytes()
-    }
 }
 
 /// One value of an ENUM [`TypeDef`].
@@ -253,18 +256,11 @@ pub struct EnumValueDef {
     pub value: i32,
 }
 
-impl EnumValueDef {
+impl Canonical for EnumValueDef {
     /// Writes the canonical fields.
-    pub fn write_canonical(&self, w: &mut CanonicalWriter, _profile: Profile) {
+    fn write_canonical(&self, w: &mut CanonicalWriter, _profile: Profile) {
         w.write_string(&self.name);
         w.write_i32(self.value);
-    }
-
-    /// The canonical bytes.
-    pub fn canonical_bytes(&self, profile: Profile) -> Vec<u8> {
-        let mut w = CanonicalWriter::new();
-        self.write_canonical(&mut w, profile);
-        w.into_bytes()
     }
 }
 
@@ -279,19 +275,12 @@ pub struct UnionVariantDef {
     pub type_ref: TypeHash,
 }
 
-impl UnionVariantDef {
+impl Canonical for UnionVariantDef {
     /// Writes the canonical fields.
-    pub fn write_canonical(&self, w: &mut CanonicalWriter, _profile: Profile) {
+    fn write_canonical(&self, w: &mut CanonicalWriter, _profile: Profile) {
         w.write_string(&self.name);
         w.write_i32(self.id);
         w.write_bytes(self.type_ref.as_bytes());
-    }
-
-    /// The canonical bytes.
-    pub fn canonical_bytes(&self, profile: Profile) -> Vec<u8> {
-        let mut w = CanonicalWriter::new();
-        self.write_canonical(&mut w, profile);
-        w.into_bytes()
     }
 }
 
@@ -312,9 +301,9 @@ pub struct TypeDef {
     pub union_variants: Vec<UnionVariantDef>,
 }
 
-impl TypeDef {
+impl Canonical for TypeDef {
     /// Writes the canonical fields. All three lists are always written (empty = `00 0c`).
-    pub fn write_canonical(&self, w: &mut CanonicalWriter, profile: Profile) {
+    fn write_canonical(&self, w: &mut CanonicalWriter, profile: Profile) {
         self.kind.write_canonical(w, profile);
         w.write_string(&self.package);
         w.write_string(&self.name);
@@ -337,13 +326,6 @@ impl TypeDef {
             v.write_canonical(w, profile);
         }
     }
-
-    /// The canonical bytes (hash them with [`TypeHash::of`]).
-    pub fn canonical_bytes(&self, profile: Profile) -> Vec<u8> {
-        let mut w = CanonicalWriter::new();
-        self.write_canonical(&mut w, profile);
-        w.into_bytes()
-    }
 }
 
 /// A role requirement. Never emitted by the 0.1.2 Python builder (it always writes "absent"),
@@ -356,20 +338,13 @@ pub struct CapabilityRequirement {
     pub roles: Vec<String>,
 }
 
-impl CapabilityRequirement {
+impl Canonical for CapabilityRequirement {
     /// Writes the canonical fields.
-    pub fn write_canonical(&self, w: &mut CanonicalWriter, profile: Profile) {
+    fn write_canonical(&self, w: &mut CanonicalWriter, profile: Profile) {
         self.kind.write_canonical(w, profile);
         let mut roles: Vec<Cow<'_, str>> = self.roles.iter().map(|r| nfc(r)).collect();
         roles.sort();
         w.write_string_list(&roles);
-    }
-
-    /// The canonical bytes.
-    pub fn canonical_bytes(&self, profile: Profile) -> Vec<u8> {
-        let mut w = CanonicalWriter::new();
-        self.write_canonical(&mut w, profile);
-        w.into_bytes()
     }
 }
 
@@ -402,9 +377,9 @@ pub struct MethodDef {
     pub requires: Option<CapabilityRequirement>,
 }
 
-impl MethodDef {
+impl Canonical for MethodDef {
     /// Writes the canonical fields.
-    pub fn write_canonical(&self, w: &mut CanonicalWriter, profile: Profile) {
+    fn write_canonical(&self, w: &mut CanonicalWriter, profile: Profile) {
         w.write_string(&self.name);
         self.pattern.write_canonical(w, profile);
         w.write_bytes(self.request_type.as_bytes());
@@ -412,13 +387,6 @@ impl MethodDef {
         w.write_bool(self.idempotent);
         w.write_f64(self.default_timeout);
         write_requires(w, &self.requires, profile);
-    }
-
-    /// The canonical bytes.
-    pub fn canonical_bytes(&self, profile: Profile) -> Vec<u8> {
-        let mut w = CanonicalWriter::new();
-        self.write_canonical(&mut w, profile);
-        w.into_bytes()
     }
 }
 
@@ -439,9 +407,9 @@ pub struct ServiceContract {
     pub requires: Option<CapabilityRequirement>,
 }
 
-impl ServiceContract {
+impl Canonical for ServiceContract {
     /// Writes the canonical fields.
-    pub fn write_canonical(&self, w: &mut CanonicalWriter, profile: Profile) {
+    fn write_canonical(&self, w: &mut CanonicalWriter, profile: Profile) {
         w.write_string(&self.name);
         w.write_i32(self.version);
         let mut methods: Vec<(Cow<'_, str>, &MethodDef)> = self.methods.iter().map(|m| (nfc(&m.name), m)).collect();
@@ -457,12 +425,5 @@ impl ServiceContract {
             // v0.2 (HEAD) would add 7 `producer_language` here.
             Profile::V0_1 => {}
         }
-    }
-
-    /// The canonical bytes (`contract.bin` of a published collection).
-    pub fn canonical_bytes(&self, profile: Profile) -> Vec<u8> {
-        let mut w = CanonicalWriter::new();
-        self.write_canonical(&mut w, profile);
-        w.into_bytes()
     }
 }
