@@ -50,8 +50,10 @@ impl Default for BridgeConfig {
     }
 }
 
-/// The registered services, keyed by (name, version). Immutable once the node runs.
-pub(crate) type Registry = HashMap<(String, i64), Arc<dyn ServiceHost>>;
+/// The registered services, keyed by (name, version). Immutable once the node runs. Keyed by
+/// the descriptors' `&'static str` names so a call's lookup borrows the header's name instead
+/// of allocating.
+pub(crate) type Registry = HashMap<(&'static str, i64), Arc<dyn ServiceHost>>;
 
 /// Everything a bridge needs, shared by all connections of a node.
 pub(crate) struct BridgeEnv {
@@ -258,9 +260,10 @@ fn route_header(env: &BridgeEnv, h: &StreamHeader) -> Result<(Arc<dyn ServiceHos
     if h.service.is_empty() {
         return Err(Status::invalid_argument("Missing service name"));
     }
-    let host = env
-        .registry
-        .get(&(h.service.clone(), h.version))
+    // HashMap is covariant in its key: view the &'static keys at the header's lifetime.
+    let registry: &HashMap<(&str, i64), Arc<dyn ServiceHost>> = &env.registry;
+    let host = registry
+        .get(&(h.service.as_str(), h.version))
         .cloned()
         .ok_or_else(|| Status::not_found(format!("Service '{}' v{} not found", h.service, h.version)))?;
     let desc = host.descriptor();

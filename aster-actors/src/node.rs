@@ -924,7 +924,7 @@ impl NodeBuilder {
         let mut summaries = Vec::new();
         for host in &self.hosts {
             let d = host.descriptor();
-            let key = (d.name.to_string(), d.version);
+            let key = (d.name, d.version);
             if registry.contains_key(&key) {
                 return Err(Status::already_exists(format!("service '{}' v{} is registered twice", d.name, d.version)));
             }
