@@ -314,3 +314,40 @@ async fn metadata_limits_client_and_server_side() {
     session.close().await.unwrap();
     fx.stop().await;
 }
+
+/// Writes `bytes` on a raw stream WITHOUT finishing it (the peer goes quiet) and returns the
+/// frames the server sends until it ends its side.
+async fn stalled_exchange(channel: &Channel, bytes: &[u8]) -> Vec<aster::runtime::wire::Frame> {
+    let stream = guard("open raw stream", aster::runtime::transport::FramedStream::open(channel.connection()))
+        .await
+        .expect("open stream");
+    let (mut reader, mut writer) = stream.split();
+    writer.push_encoded(bytes);
+    guard("raw write", writer.flush()).await.expect("write");
+    let mut frames = Vec::new();
+    while let Ok(Some(f)) = guard("raw read", reader.next()).await {
+        frames.push(f);
+    }
+    drop(writer);
+    frames
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_streams_are_timed_out_instead_of_held() {
+    let fx = ProbeFixture::start(AsterNode::builder().frame_read_timeout(Duration::from_millis(200))).await;
+    // Half a length prefix, then nothing: the HEADER never completes.
+    let frames = stalled_exchange(&fx.channel, &[0x40, 0x00]).await;
+    let s = trailer_status(&frames);
+    assert_eq!(s.code(), Code::DeadlineExceeded, "{s}");
+    assert!(s.message().contains("no HEADER frame"), "{s}");
+    // A complete HEADER of a unary call, but no request frame.
+    let h = header(PROBE, 1, "echo", SerializationMode::Native);
+    let frames = stalled_exchange(&fx.channel, &header_frame(&h)).await;
+    let s = trailer_status(&frames);
+    assert_eq!(s.code(), Code::DeadlineExceeded, "{s}");
+    assert!(s.message().contains("no request frame"), "{s}");
+    assert_eq!(fx.state.entries.get(), 0, "no handler ran");
+    // The node keeps serving.
+    assert_eq!(fx.probe.echo("after", 1).await.expect("echo").text, "after");
+    fx.stop().await;
+}

@@ -42,11 +42,33 @@ use crate::trust::AdmittedPeers;
 pub(crate) struct BridgeConfig {
     pub(crate) max_frame_size: u32,
     pub(crate) handler_cap: Duration,
+    /// How long the bridge waits for a call's HEADER and (single-request patterns) its request
+    /// frame before giving up on the stream.
+    pub(crate) frame_read_timeout: Duration,
 }
 
 impl Default for BridgeConfig {
     fn default() -> Self {
-        BridgeConfig { max_frame_size: limits::MAX_FRAME_SIZE, handler_cap: limits::MAX_HANDLER_TIMEOUT }
+        BridgeConfig {
+            max_frame_size: limits::MAX_FRAME_SIZE,
+            handler_cap: limits::MAX_HANDLER_TIMEOUT,
+            frame_read_timeout: limits::DEFAULT_FRAME_READ_TIMEOUT,
+        }
+    }
+}
+
+/// Reads the frame that opens a call (its HEADER, or a single-request call's request frame):
+/// bounded by the frame-read timeout, and abandoned when the node starts shutting down, so a
+/// peer that opens a stream and goes quiet holds neither a task nor the shutdown drain.
+async fn read_opening_frame(env: &BridgeEnv, reader: &mut FrameReader, what: &str) -> Result<Option<Frame>, Status> {
+    let limit = env.config.frame_read_timeout;
+    tokio::select! {
+        biased;
+        _ = env.draining.cancelled() => Err(Status::unavailable("server is shutting down")),
+        r = tokio::time::timeout(limit, reader.next()) => match r {
+            Ok(r) => r.map_err(|e| e.to_status()),
+            Err(_) => Err(Status::deadline_exceeded(format!("no {what} within {} ms", limit.as_millis()))),
+        },
     }
 }
 
@@ -222,14 +244,14 @@ fn prepare_call(env: &BridgeEnv, host: &dyn ServiceHost, req: CallRequest<'_>) -
 pub(crate) async fn serve_stream(env: Arc<BridgeEnv>, peer: EndpointId, send: SendStream, recv: RecvStream) {
     let mut reader = FrameReader::new(recv).with_max_frame_size(env.config.max_frame_size);
     let mut writer = FrameWriter::new(send);
-    let first = match reader.next().await {
+    let first = match read_opening_frame(&env, &mut reader, "HEADER frame").await {
         Ok(Some(f)) => f,
         Ok(None) => {
             let _ = writer.finish().await;
             return;
         }
-        Err(e) => {
-            write_trailer_and_finish(&env, &mut writer, &e.to_status(), false).await;
+        Err(status) => {
+            write_trailer_and_finish(&env, &mut writer, &status, false).await;
             return;
         }
     };
@@ -436,7 +458,7 @@ async fn serve_call(
     let mut request = None;
     if !pattern.client_streams() {
         loop {
-            match reader.next().await {
+            match read_opening_frame(env, &mut reader, "request frame").await {
                 Ok(Some(f)) if f.has(flags::CANCEL) => continue,
                 Ok(Some(f)) if is_data(&f) => {
                     request = Some(f);
@@ -450,7 +472,7 @@ async fn serve_call(
                     let s = Status::invalid_argument("stream ended before the request frame");
                     return write_trailer_and_finish(env, &mut writer, &s, json).await;
                 }
-                Err(e) => return write_trailer_and_finish(env, &mut writer, &e.to_status(), json).await,
+                Err(status) => return write_trailer_and_finish(env, &mut writer, &status, json).await,
             }
         }
     }

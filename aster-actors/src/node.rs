@@ -884,6 +884,14 @@ impl NodeBuilder {
         self
     }
 
+    /// How long a new stream may take to deliver its HEADER frame (and a unary or
+    /// server-stream call its request frame) before it is answered DEADLINE_EXCEEDED and
+    /// closed (default 30 s, the reference's frame-read timeout).
+    pub fn frame_read_timeout(mut self, limit: Duration) -> Self {
+        self.bridge.frame_read_timeout = limit;
+        self
+    }
+
     /// Largest frame accepted from peers (default 16 MiB, the protocol maximum).
     pub fn max_frame_size(mut self, bytes: u32) -> Self {
         self.bridge.max_frame_size = bytes.min(aster_runtime::wire::limits::MAX_FRAME_SIZE);
