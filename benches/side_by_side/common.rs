@@ -1,0 +1,115 @@
+//! Measurement helpers shared by every side of the side-by-side bench.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+/// Payload size of every echo and stream message.
+pub const MSG: usize = 64;
+/// Calls in flight for the throughput runs.
+pub const CONCURRENCY: [usize; 4] = [1, 16, 64, 256];
+
+/// How many calls/messages each run makes (`ASTER_BENCH_SCALE` multiplies them).
+#[derive(Clone, Copy, Debug)]
+pub struct Counts {
+    pub seq: usize,
+    pub conc: usize,
+    pub stream: usize,
+    pub warm: usize,
+}
+
+impl Counts {
+    pub fn from_env() -> Counts {
+        let scale: f64 = std::env::var("ASTER_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+        let n = |base: f64| ((base * scale) as usize).max(16);
+        Counts { seq: n(2_000.0), conc: n(20_000.0), stream: n(200_000.0), warm: n(200.0) }
+    }
+}
+
+/// One unary path's results.
+#[derive(Default, Clone, Debug)]
+pub struct Row {
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub seq_per_s: f64,
+    /// Calls/s at each of [`CONCURRENCY`] (fewer entries when a level was skipped).
+    pub conc_per_s: Vec<f64>,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(idx).map_or(0.0, |d| d.as_secs_f64() * 1e6)
+}
+
+/// `n` calls one after another (after `warm` unmeasured ones): (p50 µs, p99 µs, calls/s).
+pub async fn sequential<F, Fut>(n: usize, warm: usize, call: F) -> Result<(f64, f64, f64)>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    for _ in 0..warm {
+        call().await?;
+    }
+    let mut lat = Vec::with_capacity(n);
+    let start = Instant::now();
+    for _ in 0..n {
+        let t = Instant::now();
+        call().await?;
+        lat.push(t.elapsed());
+    }
+    let total = start.elapsed();
+    lat.sort_unstable();
+    Ok((percentile(&lat, 0.50), percentile(&lat, 0.99), n as f64 / total.as_secs_f64()))
+}
+
+/// `total` calls spread over `inflight` tasks, each running its share back to back: calls/s.
+pub async fn concurrent<F, Fut>(total: usize, inflight: usize, call: F) -> Result<f64>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send,
+{
+    let call = Arc::new(call);
+    let per_task = total.div_ceil(inflight);
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(inflight);
+    for _ in 0..inflight {
+        let call = call.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..per_task {
+                call().await?;
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok((per_task * inflight) as f64 / start.elapsed().as_secs_f64())
+}
+
+/// The full unary measurement of one path: sequential latency, then each concurrency level
+/// (each after a warm-up at that level).
+pub async fn unary_row<F, Fut>(c: &Counts, levels: &[usize], call: F) -> Result<Row>
+where
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send,
+{
+    let (p50_us, p99_us, seq_per_s) = sequential(c.seq, c.warm, call.clone()).await?;
+    let mut conc_per_s = Vec::new();
+    for &inflight in levels {
+        concurrent(c.warm, inflight, call.clone()).await?;
+        conc_per_s.push(concurrent(c.conc, inflight, call.clone()).await?);
+    }
+    Ok(Row { p50_us, p99_us, seq_per_s, conc_per_s })
+}
+
+pub fn fmt_rate(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2} M/s", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.1} k/s", v / 1e3)
+    } else {
+        format!("{v:.0} /s")
+    }
+}
