@@ -91,7 +91,7 @@ pub mod prelude {
     pub use aster_actors::{
         AdmissionGate, AsterNode, CallAuthorizer, CallContext, MethodDescriptor, NodeBuilder, OpenGate, Pattern,
         RawCall, ReplyPort, RestartIntensity, Routed, Scope, ServerSink, ServiceDef, ServiceDescriptor, SessionInfo,
-        SessionService, SharedService, ShutdownReport, Streaming, TrustedGate,
+        SessionService, SharedService, ShutdownReport, Streaming, TrustedGate, UnaryDispatch,
     };
     pub use aster_macros::{AsterType, service};
     pub use aster_runtime::client::{AdmissionOptions, AsterClient, CallOptions, Channel, Session};

@@ -109,12 +109,17 @@ async fn write_trailer_and_finish(env: &BridgeEnv, writer: &mut FrameWriter, sta
     }
 }
 
-/// Finishes the stream and waits until the peer has acknowledged everything written (or
-/// stopped reading, or the connection is gone, or the node's hard stop). The stream counts as
-/// in flight until then, so a graceful shutdown, which closes the connections once the drain
-/// is over, cannot discard a response that was written but not yet delivered.
+/// Finishes the stream. While the node is draining, also waits until the peer has
+/// acknowledged everything written (or stopped reading, or the connection is gone, or the
+/// node's hard stop): the stream then counts as in flight until its answer is delivered, so the
+/// close at the end of the drain cannot discard it.
+///
+/// Outside a drain the task does not wait: QUIC keeps retransmitting a finished stream's data
+/// after the handle is dropped, for as long as the connection lives, and waiting would cost
+/// every call one more wake-up when the acknowledgement arrives (measured in
+/// docs/benchmarks.md).
 async fn finish_delivered(env: &BridgeEnv, writer: &mut FrameWriter) {
-    if writer.finish().await.is_ok() {
+    if writer.finish().await.is_ok() && env.draining.is_cancelled() {
         tokio::select! {
             _ = writer.stopped() => {}
             _ = env.hard_stop.cancelled() => {}
@@ -271,7 +276,9 @@ pub(crate) async fn serve_stream(env: Arc<BridgeEnv>, peer: EndpointId, send: Se
     };
     let json = header.serialization_mode == SerializationMode::Json.as_i64() || sniff_json;
     match route_header(&env, &header) {
-        Ok((host, None)) => serve_session(&env, host, peer, header, json, reader, writer).await,
+        // Boxed: a session's state is far larger than a call's, and the task of every stream
+        // would otherwise be sized for it.
+        Ok((host, None)) => Box::pin(serve_session(&env, host, peer, header, json, reader, writer)).await,
         Ok((host, Some(idx))) => serve_call(&env, host, idx, peer, header, reader, writer).await,
         Err(status) => write_trailer_and_finish(&env, &mut writer, &status, json).await,
     }
@@ -334,6 +341,35 @@ fn mode_refused(desc: &ServiceDescriptor, method: Option<usize>, mode: i64) -> S
 
 fn mode_of(h: &StreamHeader) -> SerializationMode {
     SerializationMode::from_i64(h.serialization_mode).unwrap_or(SerializationMode::Json)
+}
+
+/// A bounded channel when `wanted` (the response channel of a call whose handler streams, the
+/// request channel of a call whose caller streams); none otherwise, so a unary call allocates
+/// no channel.
+fn channel_if<T>(wanted: bool) -> (Option<mpsc::Sender<T>>, Option<mpsc::Receiver<T>>) {
+    if wanted {
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    }
+}
+
+/// The next encoded response frame of a streaming handler (never resolves without a channel).
+async fn recv_out(rx: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Queues every response frame already produced (written by the next flush).
+fn drain_out(rx: &mut Option<mpsc::Receiver<Bytes>>, writer: &mut FrameWriter) {
+    if let Some(rx) = rx {
+        while let Ok(frame) = rx.try_recv() {
+            writer.push_encoded(&frame);
+        }
+    }
 }
 
 /// Reads frames until the caller's input ends and forwards them to the call.
@@ -477,23 +513,24 @@ async fn serve_call(
         }
     }
 
-    let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(CHANNEL_CAPACITY);
-    let (in_tx, in_rx) = mpsc::channel::<Inbound>(CHANNEL_CAPACITY);
-    let raw = RawCall {
-        ctx,
-        codec,
-        request,
-        inbound: pattern.client_streams().then_some(in_rx),
-        outbound: pattern.server_streams().then_some(out_tx),
-    };
+    let (out_tx, mut out_rx) = channel_if(pattern.server_streams());
+    let (in_tx, in_rx) = channel_if(pattern.client_streams());
+    let raw = RawCall { ctx, codec, request, inbound: in_rx, outbound: out_tx };
 
+    // A single-request call's end of input usually arrived with the request: take it now, so
+    // the request half is complete (dropping it unread would make QUIC send STOP_SENDING and
+    // hold the stream's credit longer) and there is nothing left to watch.
+    if !pattern.client_streams() && matches!(reader.next().now_or_never(), Some(Err(_))) {
+        // Reset by the caller already: nobody is waiting for an answer.
+        writer.reset();
+        return;
+    }
+    let input_done = !pattern.client_streams() && reader.is_eof();
     // Input pump for streaming requests (own task, so input never waits on output).
-    let mut reader_slot = Some(reader);
-    let pump = if pattern.client_streams() {
-        reader_slot.take().map(|r| tokio::spawn(pump_input(r, in_tx, json, cancel.clone())))
-    } else {
-        drop(in_tx);
-        None
+    let mut reader_slot = (!input_done).then_some(reader);
+    let pump = match in_tx {
+        Some(tx) => reader_slot.take().map(|r| tokio::spawn(pump_input(r, tx, json, cancel.clone()))),
+        None => None,
     };
     let mut pump = pump.map(PumpTask);
 
@@ -529,11 +566,9 @@ async fn serve_call(
                     Err(_) if cancel.is_cancelled() => Err(shutdown_or_cancel(env)),
                     r => r,
                 },
-                Some(frame) = out_rx.recv() => {
+                Some(frame) = recv_out(&mut out_rx) => {
                     writer.push_encoded(&frame);
-                    while let Ok(more) = out_rx.try_recv() {
-                        writer.push_encoded(&more);
-                    }
+                    drain_out(&mut out_rx, &mut writer);
                     if writer.flush().await.is_err() {
                         cancel.cancel();
                         writer.reset();
@@ -566,9 +601,7 @@ async fn serve_call(
         cancel.cancel();
     }
     // Frames the handler produced before finishing go out before the trailer.
-    while let Ok(frame) = out_rx.try_recv() {
-        writer.push_encoded(&frame);
-    }
+    drain_out(&mut out_rx, &mut writer);
     let status = match result {
         Ok(Outcome::Response(f, payload)) => match writer.push(f, &payload) {
             Ok(()) => Status::ok(),
@@ -796,15 +829,9 @@ async fn session_call(
             _ => return CallEnd::EndSession,
         }
     }
-    let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(CHANNEL_CAPACITY);
-    let (in_tx, in_rx) = mpsc::channel::<Inbound>(CHANNEL_CAPACITY);
-    let raw = RawCall {
-        ctx,
-        codec,
-        request,
-        inbound: pattern.client_streams().then_some(in_rx),
-        outbound: pattern.server_streams().then_some(out_tx),
-    };
+    let (out_tx, mut out_rx) = channel_if(pattern.server_streams());
+    let (mut in_tx, in_rx) = channel_if(pattern.client_streams());
+    let raw = RawCall { ctx, codec, request, inbound: in_rx, outbound: out_tx };
     let mut completion = match link.call(idx, raw) {
         Ok(c) => c,
         Err(s) => {
@@ -817,7 +844,6 @@ async fn session_call(
     };
 
     let deadline = tokio::time::Instant::from_std(enforce_at);
-    let mut in_tx = pattern.client_streams().then_some(in_tx);
     let mut pending: Option<Frame> = None;
     let mut input_open = pattern.client_streams();
     let mut cancelled_by_caller = false;
@@ -836,11 +862,9 @@ async fn session_call(
                 }
                 break r;
             }
-            Some(out) = out_rx.recv() => {
+            Some(out) = recv_out(&mut out_rx) => {
                 io.writer.push_encoded(&out);
-                while let Ok(more) = out_rx.try_recv() {
-                    io.writer.push_encoded(&more);
-                }
+                drain_out(&mut out_rx, &mut io.writer);
                 if io.writer.flush().await.is_err() {
                     cancel.cancel();
                     return CallEnd::EndSession;
@@ -911,9 +935,7 @@ async fn session_call(
         cancel.cancel();
     }
     if !cancelled_by_caller {
-        while let Ok(frame) = out_rx.try_recv() {
-            io.writer.push_encoded(&frame);
-        }
+        drain_out(&mut out_rx, &mut io.writer);
     }
     let write = match result {
         // Session unary / client-stream success: one response frame, no trailer.

@@ -19,10 +19,12 @@ use aster_runtime::contract::{CapabilityRequirement, ContractId};
 use futures::future::BoxFuture;
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
+use crate::node::UnaryDispatch;
 use crate::pool::WorkerPool;
 use crate::service::{Completion, Pattern, RawCall, ServiceDescriptor, SessionInfo, SessionService, SharedService};
 use crate::service_actors::{
     Envelope, PoolWorker, ServiceRef, SessionActor, SessionFactory, StreamActor, SupervisorMsg, WorkerState,
+    run_guarded,
 };
 use crate::supervision::{RestartIntensity, RestartWindow};
 
@@ -95,19 +97,31 @@ pub(crate) struct SharedHost<S: SharedService> {
     requires: Option<CapabilityRequirement>,
     pool_size: usize,
     intensity: RestartIntensity,
+    unary_dispatch: UnaryDispatch,
     current: RwLock<Option<Incarnation<S::Msg>>>,
 }
 
 impl<S: SharedService> SharedHost<S> {
-    pub(crate) fn new(svc: S, pool_size: usize, intensity: RestartIntensity) -> Self {
+    pub(crate) fn new(svc: S, pool_size: usize, intensity: RestartIntensity, unary_dispatch: UnaryDispatch) -> Self {
         SharedHost {
             svc: Arc::new(svc),
             desc: S::descriptor(),
             requires: S::requires(),
             pool_size: pool_size.max(1),
             intensity,
+            unary_dispatch,
             current: RwLock::new(None),
         }
+    }
+}
+
+impl<S: SharedService> SharedHost<S> {
+    /// Starts the actor of one streaming call and hands it the call.
+    async fn start_stream_actor(&self, inc: Incarnation<S::Msg>, env: Envelope<S::Msg>) -> Result<(), Status> {
+        let (actor, _) = Actor::spawn_linked(None, StreamActor::<S>::new(), self.svc.clone(), inc.supervisor)
+            .await
+            .map_err(|e| Status::unavailable(format!("cannot start stream actor: {e}")))?;
+        actor.send_message(env).map_err(|_| stopping())
     }
 }
 
@@ -147,6 +161,17 @@ impl<S: SharedService> ServiceHost for SharedHost<S> {
             let routed = S::route(method, call)?;
             let (mut env, completion) = envelope(routed, cancel);
             let inc = read(&self.current).ok_or_else(stopping)?;
+            if pattern == Pattern::Unary && self.unary_dispatch == UnaryDispatch::Inline {
+                // The ablation: the handler runs when the bridge polls the completion.
+                let svc = self.svc.clone();
+                let inline: Completion = Box::pin(async move {
+                    let Envelope { msg, fault, cancel } = env;
+                    // A panic has been reported on `fault`; there is no actor to fail.
+                    let _ = run_guarded(svc.dispatch(msg), cancel, fault).await;
+                    completion.await
+                });
+                return Ok(inline);
+            }
             if pattern == Pattern::Unary {
                 // A worker that died after being released is skipped; bounded retries.
                 for _ in 0..3 {
@@ -159,11 +184,8 @@ impl<S: SharedService> ServiceHost for SharedHost<S> {
                 }
                 Err(stopping())
             } else {
-                let (actor, _) =
-                    Actor::spawn_linked(None, StreamActor::<S>::new(), self.svc.clone(), inc.supervisor.clone())
-                        .await
-                        .map_err(|e| Status::unavailable(format!("cannot start stream actor: {e}")))?;
-                actor.send_message(env).map_err(|_| stopping())?;
+                // Boxed so the (much more common) unary call's future stays small.
+                Box::pin(self.start_stream_actor(inc, env)).await?;
                 Ok(completion)
             }
         })
@@ -444,13 +466,16 @@ impl<S: SessionService> SessionSupState<S> {
     }
 }
 
+/// What the node builder passes to every service host it builds.
+pub(crate) struct HostSettings {
+    pub(crate) pool_size: usize,
+    pub(crate) intensity: RestartIntensity,
+    pub(crate) unary_dispatch: UnaryDispatch,
+}
+
 /// Builds the host of a shared service (used by the node builder).
-pub(crate) fn shared_host<S: SharedService>(
-    svc: S,
-    pool_size: usize,
-    intensity: RestartIntensity,
-) -> Arc<dyn ServiceHost> {
-    Arc::new(SharedHost::new(svc, pool_size, intensity))
+pub(crate) fn shared_host<S: SharedService>(svc: S, pool_size: usize, s: &HostSettings) -> Arc<dyn ServiceHost> {
+    Arc::new(SharedHost::new(svc, pool_size, s.intensity, s.unary_dispatch))
 }
 
 /// Builds the host of a session service (used by the node builder).

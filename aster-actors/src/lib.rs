@@ -39,7 +39,7 @@ pub use authorize::{AllowAll, CallAuthorizer};
 pub use context::{CallContext, CallContextParts};
 pub use io::{ServerSink, Streaming};
 pub use mesh::{MeshEvent, MeshHandle, ProducerMesh};
-pub use node::{AsterNode, NodeBuilder, ServiceSummary, ShutdownReport};
+pub use node::{AsterNode, NodeBuilder, ServiceSummary, ShutdownReport, UnaryDispatch};
 pub use service::{
     MethodDescriptor, Pattern, RawCall, ReplyPort, Routed, Scope, ServiceDef, ServiceDescriptor, SessionInfo,
     SessionService, SharedService,

@@ -39,7 +39,7 @@ use crate::admission::{
 };
 use crate::authorize::CallAuthorizer;
 use crate::bridge::{BridgeConfig, BridgeEnv, Registry, serve_stream};
-use crate::host::{ServiceHost, session_host, shared_host};
+use crate::host::{HostSettings, ServiceHost, session_host, shared_host};
 use crate::mesh::{
     CredentialEpochActor, EpochArgs, EpochMsg, GossipActor, GossipArgs, GossipMsg, MAX_GOSSIP_MESSAGE, MeshEvent,
     MeshHandle, ProducerMesh,
@@ -466,6 +466,11 @@ impl Actor for NodeSupervisor {
                     // Grace is over: cancel what is left; those calls answer UNAVAILABLE.
                     state.env.hard_stop.cancel();
                     state.inflight.drain(Duration::from_secs(5)).await;
+                } else {
+                    // Answers finished just before the drain began were sent but are not
+                    // awaited (see `bridge::finish_delivered`): give a lost packet of theirs
+                    // time to be retransmitted before the connections close.
+                    tokio::time::sleep(CLOSE_LINGER).await;
                 }
                 for cell in myself.get_children() {
                     if state.services.contains_key(&cell.get_id()) {
@@ -712,10 +717,14 @@ pub struct ServiceSummary {
     pub serialization_modes: Vec<SerializationMode>,
 }
 
+/// How long a graceful shutdown lingers after its drain before closing connections.
+const CLOSE_LINGER: Duration = Duration::from_millis(50);
+
 /// Configures and starts an [`AsterNode`].
 pub struct NodeBuilder {
     endpoint: EndpointConfig,
     pool_size: usize,
+    unary_dispatch: UnaryDispatch,
     service_intensity: RestartIntensity,
     node_intensity: RestartIntensity,
     grace: Duration,
@@ -730,7 +739,23 @@ pub struct NodeBuilder {
 }
 
 /// Deferred construction of a service host (needs the final pool size and intensity).
-type MakeHost = Box<dyn FnOnce(usize, RestartIntensity) -> Arc<dyn ServiceHost> + Send>;
+type MakeHost = Box<dyn FnOnce(&HostSettings) -> Arc<dyn ServiceHost> + Send>;
+
+/// How a shared-scope service runs its unary handlers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UnaryDispatch {
+    /// Each call is a message to one of the service's pool worker actors (supervised,
+    /// restarted on panic, the pool bounds concurrency). The default, and the only mode for
+    /// production.
+    #[default]
+    Actor,
+    /// **Ablation for benchmarks**: the handler runs inside the call's own stream task, with
+    /// no worker actor, no mailbox and no pool. A panic still fails only its call (INTERNAL),
+    /// but nothing is restarted or counted against the restart intensity, and concurrency is
+    /// bounded only by the connection's stream limit. It exists to measure what the actor
+    /// layer costs (`benches/side_by_side`); streaming calls and sessions still use actors.
+    Inline,
+}
 
 impl std::fmt::Debug for NodeBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -752,6 +777,7 @@ impl Default for NodeBuilder {
         NodeBuilder {
             endpoint: EndpointConfig::default(),
             pool_size: 8,
+            unary_dispatch: UnaryDispatch::Actor,
             service_intensity: RestartIntensity::default(),
             node_intensity: RestartIntensity::default(),
             grace: Duration::from_secs(10),
@@ -860,6 +886,13 @@ impl NodeBuilder {
         self
     }
 
+    /// How shared-scope services run unary handlers (default [`UnaryDispatch::Actor`]; the
+    /// other mode is a benchmark ablation).
+    pub fn unary_dispatch(mut self, d: UnaryDispatch) -> Self {
+        self.unary_dispatch = d;
+        self
+    }
+
     /// Restart intensity of each service supervisor (exceeding it escalates to the node).
     pub fn service_restart_intensity(mut self, i: RestartIntensity) -> Self {
         self.service_intensity = i;
@@ -900,13 +933,13 @@ impl NodeBuilder {
 
     /// Serves a shared-scope service with the node's pool size.
     pub fn serve<S: SharedService>(mut self, svc: S) -> Self {
-        self.pending_pool.push(Box::new(move |pool, intensity| shared_host(svc, pool, intensity)));
+        self.pending_pool.push(Box::new(move |s| shared_host(svc, s.pool_size, s)));
         self
     }
 
     /// Serves a shared-scope service with its own pool size.
     pub fn serve_with_pool<S: SharedService>(mut self, svc: S, pool_size: usize) -> Self {
-        self.pending_pool.push(Box::new(move |_, intensity| shared_host(svc, pool_size, intensity)));
+        self.pending_pool.push(Box::new(move |s| shared_host(svc, pool_size, s)));
         self
     }
 
@@ -917,7 +950,7 @@ impl NodeBuilder {
         F: Fn(&SessionInfo) -> S + Send + Sync + 'static,
     {
         let factory = Arc::new(factory);
-        self.pending_pool.push(Box::new(move |_, intensity| session_host::<S>(factory, intensity)));
+        self.pending_pool.push(Box::new(move |s| session_host::<S>(factory, s.intensity)));
         self
     }
 
@@ -925,8 +958,13 @@ impl NodeBuilder {
     ///
     /// Fails with ALREADY_EXISTS when two services share a (name, version).
     pub async fn spawn(mut self) -> Result<AsterNode, Status> {
+        let settings = HostSettings {
+            pool_size: self.pool_size,
+            intensity: self.service_intensity,
+            unary_dispatch: self.unary_dispatch,
+        };
         for make in std::mem::take(&mut self.pending_pool) {
-            self.hosts.push(make(self.pool_size, self.service_intensity));
+            self.hosts.push(make(&settings));
         }
         let mut registry: Registry = HashMap::new();
         let mut summaries = Vec::new();

@@ -37,7 +37,7 @@ impl<M> std::fmt::Debug for Envelope<M> {
 /// (`None` when the handler returned; a cancelled handler, or an actor killed mid-call,
 /// reports nothing).
 /// Returns `Err` (to fail the actor) after a panic.
-async fn run_guarded<F: std::future::Future<Output = ()>>(
+pub(crate) async fn run_guarded<F: std::future::Future<Output = ()>>(
     fut: F,
     cancel: CancellationToken,
     fault: oneshot::Sender<Option<String>>,

@@ -1,14 +1,27 @@
 //! Measurement helpers shared by every side of the side-by-side bench.
 
+use std::alloc::System;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
 /// Payload size of every echo and stream message.
 pub const MSG: usize = 64;
 /// Calls in flight for the throughput runs.
 pub const CONCURRENCY: [usize; 4] = [1, 16, 64, 256];
+
+/// The system allocator with counters (both ends of every path run in this process, so a
+/// count per call covers client and server together).
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// (allocations incl. reallocations, bytes requested) so far, process-wide.
+pub fn alloc_counts() -> (u64, u64) {
+    let s = GLOBAL.stats();
+    ((s.allocations + s.reallocations) as u64, (s.bytes_allocated + s.bytes_reallocated.max(0) as usize) as u64)
+}
 
 /// How many calls/messages each run makes (`ASTER_BENCH_SCALE` multiplies them).
 #[derive(Clone, Copy, Debug)]
@@ -33,6 +46,10 @@ pub struct Row {
     pub p50_us: f64,
     pub p99_us: f64,
     pub seq_per_s: f64,
+    /// Heap allocations (and bytes) per call during the sequential run, client and server
+    /// together (counted by the instrumented global allocator; other tasks of the process add a little).
+    pub allocs_per_call: f64,
+    pub alloc_bytes_per_call: f64,
     /// Calls/s at each of [`CONCURRENCY`] (fewer entries when a level was skipped).
     pub conc_per_s: Vec<f64>,
 }
@@ -42,8 +59,17 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted.get(idx).map_or(0.0, |d| d.as_secs_f64() * 1e6)
 }
 
-/// `n` calls one after another (after `warm` unmeasured ones): (p50 µs, p99 µs, calls/s).
-pub async fn sequential<F, Fut>(n: usize, warm: usize, call: F) -> Result<(f64, f64, f64)>
+/// What [`sequential`] measured.
+pub struct Sequential {
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub per_s: f64,
+    pub allocs_per_call: f64,
+    pub alloc_bytes_per_call: f64,
+}
+
+/// `n` calls one after another (after `warm` unmeasured ones).
+pub async fn sequential<F, Fut>(n: usize, warm: usize, call: F) -> Result<Sequential>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
@@ -52,6 +78,7 @@ where
         call().await?;
     }
     let mut lat = Vec::with_capacity(n);
+    let (allocs0, bytes0) = alloc_counts();
     let start = Instant::now();
     for _ in 0..n {
         let t = Instant::now();
@@ -59,8 +86,15 @@ where
         lat.push(t.elapsed());
     }
     let total = start.elapsed();
+    let (allocs1, bytes1) = alloc_counts();
     lat.sort_unstable();
-    Ok((percentile(&lat, 0.50), percentile(&lat, 0.99), n as f64 / total.as_secs_f64()))
+    Ok(Sequential {
+        p50_us: percentile(&lat, 0.50),
+        p99_us: percentile(&lat, 0.99),
+        per_s: n as f64 / total.as_secs_f64(),
+        allocs_per_call: (allocs1 - allocs0) as f64 / n as f64,
+        alloc_bytes_per_call: (bytes1 - bytes0) as f64 / n as f64,
+    })
 }
 
 /// `total` calls spread over `inflight` tasks, each running its share back to back: calls/s.
@@ -95,13 +129,20 @@ where
     F: Fn() -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<()>> + Send,
 {
-    let (p50_us, p99_us, seq_per_s) = sequential(c.seq, c.warm, call.clone()).await?;
+    let seq = sequential(c.seq, c.warm, call.clone()).await?;
     let mut conc_per_s = Vec::new();
     for &inflight in levels {
         concurrent(c.warm, inflight, call.clone()).await?;
         conc_per_s.push(concurrent(c.conc, inflight, call.clone()).await?);
     }
-    Ok(Row { p50_us, p99_us, seq_per_s, conc_per_s })
+    Ok(Row {
+        p50_us: seq.p50_us,
+        p99_us: seq.p99_us,
+        seq_per_s: seq.per_s,
+        allocs_per_call: seq.allocs_per_call,
+        alloc_bytes_per_call: seq.alloc_bytes_per_call,
+        conc_per_s,
+    })
 }
 
 pub fn fmt_rate(v: f64) -> String {

@@ -4,7 +4,7 @@
 //! Run: `cargo bench --bench side_by_side` (release profile). `ASTER_BENCH_SCALE` (a float,
 //! default 1.0) scales the counts: 2,000 sequential calls, 20,000 calls per concurrency level,
 //! 200,000 stream messages, 200 warm-up calls. `ASTER_BENCH_ONLY` (comma-separated section
-//! names, default all) picks sections: `raw`, `aster`, `streams`. Prints markdown tables with
+//! names, default all) picks sections: `raw`, `aster`, `direct`, `streams`. Prints markdown tables with
 //! absolute numbers and ratios; `docs/benchmarks.md` explains them.
 // A bench is a non-test target, so the workspace's unwrap/expect denial applies; errors here
 // go through `anyhow` instead, and setup failures abort the run.
@@ -29,6 +29,16 @@ impl Only {
 
     fn has(&self, section: &str) -> bool {
         self.0.as_ref().is_none_or(|l| l.iter().any(|s| s == section))
+    }
+}
+
+/// Serialization modes of the Aster unary rows: `ASTER_BENCH_MODES` (comma-separated
+/// `native`, `xlang`, `json`), default all three.
+fn modes_from_env() -> Vec<SerializationMode> {
+    let all = [SerializationMode::Native, SerializationMode::Xlang, SerializationMode::Json];
+    match std::env::var("ASTER_BENCH_MODES") {
+        Ok(list) => all.into_iter().filter(|m| list.split(',').any(|s| s.trim() == m.as_str())).collect(),
+        Err(_) => all.to_vec(),
     }
 }
 
@@ -66,7 +76,7 @@ async fn run() -> Result<()> {
     if only.has("aster") || only.has("streams") {
         let s = aster_paths::Setup::start(AsterNode::builder()).await?;
         if only.has("aster") {
-            for mode in [SerializationMode::Native, SerializationMode::Xlang, SerializationMode::Json] {
+            for mode in modes_from_env() {
                 let row = aster_paths::unary(&c, &CONCURRENCY, &s.client, mode).await?;
                 res.unary.push((format!("aster unary {mode} (actor path)"), row));
             }
@@ -82,6 +92,14 @@ async fn run() -> Result<()> {
         s.stop().await?;
     }
 
+    if only.has("direct") {
+        // The ablation: the same node and service with the actor hop bypassed.
+        let s = aster_paths::Setup::start(AsterNode::builder().unary_dispatch(UnaryDispatch::Inline)).await?;
+        let row = aster_paths::unary(&c, &CONCURRENCY, &s.client, SerializationMode::Native).await?;
+        res.unary.push(("aster unary native (direct dispatch, actor hop bypassed)".into(), row));
+        s.stop().await?;
+    }
+
     print_tables(&res);
     Ok(())
 }
@@ -90,14 +108,19 @@ fn print_tables(res: &Results) {
     let levels = CONCURRENCY.iter().map(|n| format!("{n} in flight")).collect::<Vec<_>>();
     if !res.unary.is_empty() {
         println!();
-        println!("| unary, {MSG}-byte echo | seq p50 | seq p99 | seq calls/s | {} |", levels.join(" | "));
-        println!("|---|---|---|---|{}", "---|".repeat(levels.len()));
+        println!(
+            "| unary, {MSG}-byte echo | seq p50 | seq p99 | seq calls/s | allocs/call (bytes) | {} |",
+            levels.join(" | ")
+        );
+        println!("|---|---|---|---|---|{}", "---|".repeat(levels.len()));
         for (name, r) in &res.unary {
             println!(
-                "| {name} | {:.0} µs | {:.0} µs | {} | {} |",
+                "| {name} | {:.0} µs | {:.0} µs | {} | {:.1} ({:.0} B) | {} |",
                 r.p50_us,
                 r.p99_us,
                 fmt_rate(r.seq_per_s),
+                r.allocs_per_call,
+                r.alloc_bytes_per_call,
                 r.conc_per_s.iter().map(|v| fmt_rate(*v)).collect::<Vec<_>>().join(" | ")
             );
         }
@@ -118,6 +141,25 @@ fn print_tables(res: &Results) {
                     .join(" | ")
             );
         }
+    }
+    if let (Some(actor), Some(direct)) = (res.row("aster unary native (actor"), res.row("aster unary native (direct")) {
+        println!();
+        println!(
+            "| actor path vs direct dispatch (NATIVE) | seq p50 (×, lower is better) | {} (×, higher is better) |",
+            levels.join(" | ")
+        );
+        println!("|---|---|{}", "---|".repeat(levels.len()));
+        println!(
+            "| full actor path / direct | {:.2} | {} |",
+            actor.p50_us / direct.p50_us,
+            actor
+                .conc_per_s
+                .iter()
+                .zip(&direct.conc_per_s)
+                .map(|(a, b)| format!("{:.2}", a / b))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
     }
     if !res.streams.is_empty() {
         let raw = res.streams.iter().find(|(n, _)| n.starts_with("raw iroh")).map(|(_, v)| *v);

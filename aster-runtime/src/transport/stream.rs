@@ -11,6 +11,7 @@ use bytes::{Bytes, BytesMut};
 use iroh::endpoint::{RecvStream, SendStream, VarInt};
 
 use crate::Status;
+use crate::wire::frame::expected_len;
 use crate::wire::{Frame, FrameDecoder, FrameError, encode_frame};
 
 /// QUIC application error code used when aster resets or stops a stream (cancellation).
@@ -33,9 +34,15 @@ pub(crate) fn with_sources(e: &dyn std::error::Error) -> String {
 }
 
 /// The read half of a framed stream.
+///
+/// Frames that arrive whole inside one QUIC chunk are sliced out of it without copying; only
+/// a frame split across chunks is assembled in a buffer. An idle reader holds no buffer.
 #[derive(Debug)]
 pub struct FrameReader {
     recv: RecvStream,
+    /// The rest of the last chunk read (only while `buf` is empty).
+    chunk: Bytes,
+    /// A frame being assembled across chunks (followed by nothing: `chunk` is then empty).
     buf: BytesMut,
     decoder: FrameDecoder,
     eof: bool,
@@ -66,7 +73,7 @@ impl ReadFrameError {
 impl FrameReader {
     /// Wraps a QUIC receive stream.
     pub fn new(recv: RecvStream) -> Self {
-        FrameReader { recv, buf: BytesMut::with_capacity(8 * 1024), decoder: FrameDecoder::new(), eof: false }
+        FrameReader { recv, chunk: Bytes::new(), buf: BytesMut::new(), decoder: FrameDecoder::new(), eof: false }
     }
 
     /// Sets the maximum accepted frame size (default 16 MiB).
@@ -85,7 +92,19 @@ impl FrameReader {
     /// Poll form of [`FrameReader::next`], for hand-written futures and streams.
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Frame>, ReadFrameError>> {
         loop {
-            if let Some(frame) = self.decoder.decode(&mut self.buf)? {
+            if self.buf.is_empty() {
+                if let Some(frame) = self.decoder.decode_shared(&mut self.chunk)? {
+                    return Poll::Ready(Ok(Some(frame)));
+                }
+                // A partial frame (or nothing): assemble it from the next chunks.
+                if !self.chunk.is_empty() {
+                    self.buf.extend_from_slice(&self.chunk);
+                    self.chunk = Bytes::new();
+                }
+            }
+            if !self.buf.is_empty()
+                && let Some(frame) = self.decoder.decode(&mut self.buf)?
+            {
                 return Poll::Ready(Ok(Some(frame)));
             }
             if self.eof {
@@ -99,6 +118,7 @@ impl FrameReader {
             // so polling a fresh future once per call is sound.
             let read = std::pin::pin!(self.recv.read_chunk(64 * 1024));
             match read.poll(cx) {
+                Poll::Ready(Ok(Some(chunk))) if self.buf.is_empty() => self.chunk = chunk,
                 Poll::Ready(Ok(Some(chunk))) => self.buf.extend_from_slice(&chunk),
                 Poll::Ready(Ok(None)) => self.eof = true,
                 Poll::Ready(Err(e)) => {
@@ -116,12 +136,8 @@ impl FrameReader {
 
     /// Whether a clean EOF has been seen.
     pub fn is_eof(&self) -> bool {
-        self.eof && self.buf.is_empty()
+        self.eof && self.buf.is_empty() && self.chunk.is_empty()
     }
-}
-
-fn expected_len(buf: &[u8]) -> usize {
-    if buf.len() >= 4 { u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize + 4 } else { 4 }
 }
 
 /// The write half of a framed stream. Frames are encoded into a reusable buffer and written
@@ -141,7 +157,7 @@ pub struct FrameWriter {
 impl FrameWriter {
     /// Wraps a QUIC send stream.
     pub fn new(send: SendStream) -> Self {
-        FrameWriter { send, buf: BytesMut::with_capacity(4 * 1024), pending: Bytes::new() }
+        FrameWriter { send, buf: BytesMut::new(), pending: Bytes::new() }
     }
 
     /// Whether bytes are buffered or partially written (not yet handed to QUIC entirely).

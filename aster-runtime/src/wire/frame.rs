@@ -205,6 +205,33 @@ impl FrameDecoder {
     /// needed (nothing consumed). Length and flags are validated as soon as they are
     /// present, so an oversized frame is rejected after its first 4 bytes.
     pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        let Some(total) = self.complete_len(src)? else {
+            let need = expected_len(src).saturating_sub(src.len());
+            src.reserve(need.min(MAX_RESERVE_AHEAD));
+            return Ok(None);
+        };
+        src.advance(LENGTH_PREFIX_LEN);
+        let flags = src.get_u8();
+        let payload = src.split_to(total - LENGTH_PREFIX_LEN - 1).freeze();
+        Ok(Some(Frame { flags, payload }))
+    }
+
+    /// Like [`decode`](FrameDecoder::decode), but takes the frame off a shared [`Bytes`]
+    /// without copying: the payload is a slice of `src`. `Ok(None)` = `src` holds no complete
+    /// frame (nothing consumed).
+    pub fn decode_shared(&mut self, src: &mut Bytes) -> Result<Option<Frame>, FrameError> {
+        let Some(total) = self.complete_len(src)? else {
+            return Ok(None);
+        };
+        let mut frame = src.split_to(total);
+        frame.advance(LENGTH_PREFIX_LEN);
+        let flags = frame.get_u8();
+        Ok(Some(Frame { flags, payload: frame }))
+    }
+
+    /// Validates the length prefix (and the flags, once present) at the front of `src`;
+    /// `Some(total frame length)` when the whole frame is there.
+    fn complete_len(&self, src: &[u8]) -> Result<Option<usize>, FrameError> {
         if src.len() < LENGTH_PREFIX_LEN {
             return Ok(None);
         }
@@ -214,14 +241,7 @@ impl FrameDecoder {
             check_flags(src[LENGTH_PREFIX_LEN], len as usize - 1)?;
         }
         let total = LENGTH_PREFIX_LEN + len as usize;
-        if src.len() < total {
-            src.reserve((total - src.len()).min(MAX_RESERVE_AHEAD));
-            return Ok(None);
-        }
-        src.advance(LENGTH_PREFIX_LEN);
-        let flags = src.get_u8();
-        let payload = src.split_to(len as usize - 1).freeze();
-        Ok(Some(Frame { flags, payload }))
+        Ok((src.len() >= total).then_some(total))
     }
 
     /// Like [`decode`](FrameDecoder::decode) at end of stream: `Ok(None)` only when `src` is
@@ -233,12 +253,17 @@ impl FrameDecoder {
         if src.is_empty() {
             return Ok(None);
         }
-        let needed = if src.len() < LENGTH_PREFIX_LEN {
-            LENGTH_PREFIX_LEN
-        } else {
-            LENGTH_PREFIX_LEN + u32::from_le_bytes([src[0], src[1], src[2], src[3]]) as usize
-        };
-        Err(FrameError::Truncated { needed, have: src.len() })
+        Err(FrameError::Truncated { needed: expected_len(src), have: src.len() })
+    }
+}
+
+/// The total length of the frame starting at `src[0]` as far as its prefix tells (4 while the
+/// prefix is incomplete).
+pub fn expected_len(src: &[u8]) -> usize {
+    if src.len() < LENGTH_PREFIX_LEN {
+        LENGTH_PREFIX_LEN
+    } else {
+        LENGTH_PREFIX_LEN + u32::from_le_bytes([src[0], src[1], src[2], src[3]]) as usize
     }
 }
 
@@ -524,5 +549,37 @@ mod tests {
             total_frames += frames.len();
         }
         assert!(total_frames > 60, "{total_frames}");
+    }
+
+    #[test]
+    fn decode_shared_slices_whole_frames_and_leaves_partial_ones() {
+        let mut wire = BytesMut::new();
+        encode_frame(flags::HEADER, b"head", &mut wire).unwrap();
+        encode_frame(0, b"request", &mut wire).unwrap();
+        encode_frame(flags::TRAILER, b"t", &mut wire).unwrap();
+        let all = wire.freeze();
+        // Everything but the last byte: two whole frames come out, the partial third stays.
+        let mut src = all.slice(..all.len() - 1);
+        let mut dec = FrameDecoder::new();
+        let a = dec.decode_shared(&mut src).unwrap().unwrap();
+        let b = dec.decode_shared(&mut src).unwrap().unwrap();
+        assert_eq!((a.flags, &a.payload[..]), (flags::HEADER, &b"head"[..]));
+        assert_eq!((b.flags, &b.payload[..]), (0, &b"request"[..]));
+        assert_eq!(dec.decode_shared(&mut src).unwrap(), None);
+        assert_eq!(src.len(), 5, "the partial frame is not consumed");
+        // The payload is a view of the input, not a copy.
+        assert_eq!(b.payload.as_ptr(), all[9 + 5..].as_ptr());
+    }
+
+    #[test]
+    fn decode_shared_checks_length_and_flags_before_the_payload_arrives() {
+        let mut dec = FrameDecoder::with_max_frame_size(16);
+        let mut too_long = Bytes::from_static(&[17, 0, 0, 0]);
+        assert!(matches!(dec.decode_shared(&mut too_long), Err(FrameError::TooLarge { .. })));
+        let mut reserved = Bytes::from_static(&[3, 0, 0, 0, 0x80]);
+        assert!(dec.decode_shared(&mut reserved).is_err());
+        let mut short = Bytes::from_static(&[3, 0]);
+        assert_eq!(dec.decode_shared(&mut short).unwrap(), None);
+        assert_eq!(short.len(), 2);
     }
 }
