@@ -103,6 +103,28 @@ async fn handler_panic_is_internal_and_isolated() {
     fx.stop().await;
 }
 
+/// The benchmark ablation (`UnaryDispatch::Inline`) runs unary handlers in the stream's task:
+/// answers, handler errors, panics (INTERNAL, isolated) and deadlines behave as on the actor path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_unary_dispatch_behaves_like_the_actor_path() {
+    let fx = ProbeFixture::start(AsterNode::builder().unary_dispatch(UnaryDispatch::Inline)).await;
+    assert_eq!(fx.probe.echo("inline", 7).await.unwrap(), Msg::new("inline", 7));
+    let probe = fx.probe.clone();
+    let gated = tokio::spawn(async move { probe.gate("held").await });
+    fx.state.gate_entered.wait_for(1, "gate call entered").await;
+    let s = expect_code(guard("panic", fx.probe.panic("boom")).await, Code::Internal);
+    assert!(s.message().contains("probe panic: boom"), "{s}");
+    assert_eq!(fx.probe.echo("after", 1).await.unwrap(), Msg::new("after", 1));
+    assert!(!gated.is_finished(), "the parallel call is unaffected");
+    fx.state.gate.open();
+    assert_eq!(guard("gated call", gated).await.unwrap().unwrap(), Msg::new("gate held", 0));
+    let ticks = guard("ticks", async { fx.probe.server_stream("ticks", &Msg::new("t", 2)).await?.collect_all().await })
+        .await
+        .unwrap();
+    assert_eq!(ticks.len(), 2, "streams still go through stream actors");
+    fx.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn panic_in_json_mode_then_streams_still_work() {
     let fx = ProbeFixture::start(AsterNode::builder()).await;
