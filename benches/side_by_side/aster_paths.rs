@@ -9,7 +9,7 @@ use aster::prelude::*;
 use aster::runtime::transport::{EndpointConfig, bind_endpoint};
 use serde::{Deserialize, Serialize};
 
-use crate::common::{Counts, MSG, Row, unary_row};
+use crate::common::{Caller, MSG, caller};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, fory::ForyStruct, AsterType)]
 #[serde(default)]
@@ -91,10 +91,10 @@ impl Setup {
 }
 
 /// Unary echo of a 64-byte blob in `mode`.
-pub async fn unary(c: &Counts, levels: &[usize], client: &EchoClient, mode: SerializationMode) -> Result<Row> {
+pub fn unary_caller(client: &EchoClient, mode: SerializationMode) -> Caller {
     let blob = Arc::new(Blob { data: vec![0x5A; MSG] });
     let client = client.clone();
-    unary_row(c, levels, move || {
+    caller(move || {
         let (client, blob) = (client.clone(), blob.clone());
         async move {
             let r = client.echo(&blob, CallOptions::new().mode(mode)).await?;
@@ -102,7 +102,6 @@ pub async fn unary(c: &Counts, levels: &[usize], client: &EchoClient, mode: Seri
             Ok(())
         }
     })
-    .await
 }
 
 /// Messages/s of one server stream of `n` 64-byte blobs (NATIVE).

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use futures::future::BoxFuture;
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
 /// Payload size of every echo and stream message.
@@ -52,6 +53,52 @@ pub struct Row {
     pub alloc_bytes_per_call: f64,
     /// Calls/s at each of [`CONCURRENCY`] (fewer entries when a level was skipped).
     pub conc_per_s: Vec<f64>,
+}
+
+/// One call of a unary path, type-erased so paths can be measured in interleaved rounds.
+pub type Caller = Arc<dyn Fn() -> BoxFuture<'static, Result<()>> + Send + Sync>;
+
+/// Wraps a call closure as a [`Caller`].
+pub fn caller<F, Fut>(f: F) -> Caller
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+{
+    Arc::new(move || Box::pin(f()))
+}
+
+/// How many interleaved rounds (`ASTER_BENCH_ROUNDS`, default 3): every path is measured once
+/// per round, and each figure reported is the median over the rounds, so a slow or fast spell
+/// of the machine touches every path alike.
+pub fn rounds() -> usize {
+    std::env::var("ASTER_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3).max(1)
+}
+
+/// The median of `xs` (the mean of the middle two for an even count).
+pub fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    let n = xs.len();
+    match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => xs[n / 2],
+        _ => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+    }
+}
+
+impl Row {
+    /// Figure by figure, the median over several measurements of one path.
+    pub fn median_of(rows: &[Row]) -> Row {
+        let m = |f: &dyn Fn(&Row) -> f64| median(rows.iter().map(f).collect());
+        let levels = rows.iter().map(|r| r.conc_per_s.len()).min().unwrap_or(0);
+        Row {
+            p50_us: m(&|r| r.p50_us),
+            p99_us: m(&|r| r.p99_us),
+            seq_per_s: m(&|r| r.seq_per_s),
+            allocs_per_call: m(&|r| r.allocs_per_call),
+            alloc_bytes_per_call: m(&|r| r.alloc_bytes_per_call),
+            conc_per_s: (0..levels).map(|i| median(rows.iter().map(|r| r.conc_per_s[i]).collect())).collect(),
+        }
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {

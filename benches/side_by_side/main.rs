@@ -4,7 +4,9 @@
 //! Run: `cargo bench --bench side_by_side` (release profile). `ASTER_BENCH_SCALE` (a float,
 //! default 1.0) scales the counts: 2,000 sequential calls, 20,000 calls per concurrency level,
 //! 200,000 stream messages, 200 warm-up calls. `ASTER_BENCH_ONLY` (comma-separated section
-//! names, default all) picks sections: `raw`, `aster`, `direct`, `streams`. Prints markdown tables with
+//! names, default all) picks sections: `raw`, `aster`, `direct`, `streams`;
+//! `ASTER_BENCH_MODES` (`native,xlang,json`) the modes of the `aster` rows; `ASTER_BENCH_ROUNDS`
+//! (default 3) the number of interleaved rounds whose medians are reported. Prints markdown tables with
 //! absolute numbers and ratios; `docs/benchmarks.md` explains them.
 // A bench is a non-test target, so the workspace's unwrap/expect denial applies; errors here
 // go through `anyhow` instead, and setup failures abort the run.
@@ -17,7 +19,7 @@ mod raw;
 use anyhow::Result;
 use aster::prelude::*;
 
-use common::{CONCURRENCY, Counts, MSG, Row, fmt_rate};
+use common::{CONCURRENCY, Caller, Counts, MSG, Row, fmt_rate, unary_row};
 
 /// Sections picked by `ASTER_BENCH_ONLY` (all when unset).
 struct Only(Option<Vec<String>>);
@@ -66,37 +68,78 @@ async fn run() -> Result<()> {
         c.seq, c.conc, c.stream, c.warm
     );
     let mut res = Results::default();
+    let rounds = common::rounds();
 
-    if only.has("raw") {
-        let (row, stream) = raw::bench(&c, &CONCURRENCY).await?;
-        res.unary.push(("raw iroh (new stream per call)".into(), row));
-        res.streams.push(("raw iroh (write_all per message, unframed)".into(), stream));
+    // Every unary path is set up first; the paths are then measured in interleaved rounds.
+    let raw = if only.has("raw") { Some(raw::RawSetup::start().await?) } else { None };
+    let actor = if only.has("aster") || only.has("streams") {
+        Some(aster_paths::Setup::start(AsterNode::builder()).await?)
+    } else {
+        None
+    };
+    // The ablation: the same node and service with the actor hop bypassed.
+    let direct = if only.has("direct") {
+        Some(aster_paths::Setup::start(AsterNode::builder().unary_dispatch(UnaryDispatch::Inline)).await?)
+    } else {
+        None
+    };
+    let mut paths: Vec<(String, Caller)> = Vec::new();
+    if let Some(r) = &raw {
+        paths.push(("raw iroh (new stream per call)".into(), r.caller()));
     }
-
-    if only.has("aster") || only.has("streams") {
-        let s = aster_paths::Setup::start(AsterNode::builder()).await?;
-        if only.has("aster") {
-            for mode in modes_from_env() {
-                let row = aster_paths::unary(&c, &CONCURRENCY, &s.client, mode).await?;
-                res.unary.push((format!("aster unary {mode} (actor path)"), row));
-            }
+    if let (Some(s), true) = (&actor, only.has("aster")) {
+        for mode in modes_from_env() {
+            paths.push((format!("aster unary {mode} (actor path)"), aster_paths::unary_caller(&s.client, mode)));
+        }
+    }
+    if let Some(s) = &direct {
+        paths.push((
+            "aster unary native (direct dispatch, actor hop bypassed)".into(),
+            aster_paths::unary_caller(&s.client, SerializationMode::Native),
+        ));
+    }
+    let mut measured: Vec<Vec<Row>> = vec![Vec::new(); paths.len()];
+    let mut raw_stream = Vec::new();
+    let mut server_stream = Vec::new();
+    let mut bidi = Vec::new();
+    // A client stream is capped at 100,000 items (limits::MAX_CLIENT_STREAM_ITEMS).
+    let bidi_n = c.stream.min(aster::runtime::wire::limits::MAX_CLIENT_STREAM_ITEMS);
+    for round in 0..rounds {
+        eprintln!("round {}/{rounds}", round + 1);
+        for ((_, call), rows) in paths.iter().zip(measured.iter_mut()) {
+            let call = call.clone();
+            rows.push(unary_row(&c, &CONCURRENCY, move || call()).await?);
         }
         if only.has("streams") {
-            aster_paths::server_stream(&s.client, c.warm * 10).await?;
-            let rate = aster_paths::server_stream(&s.client, c.stream).await?;
-            res.streams.push(("aster server stream (NATIVE)".into(), rate));
-            aster_paths::bidi(&s.client, c.warm * 10).await?;
-            let rate = aster_paths::bidi(&s.client, c.stream).await?;
-            res.streams.push(("aster bidi echo (NATIVE, messages echoed)".into(), rate));
+            if let Some(r) = &raw {
+                r.stream_rate(c.warm as u64 * 10).await?;
+                raw_stream.push(r.stream_rate(c.stream as u64).await?);
+            }
+            if let Some(s) = &actor {
+                aster_paths::server_stream(&s.client, c.warm * 10).await?;
+                server_stream.push(aster_paths::server_stream(&s.client, c.stream).await?);
+                aster_paths::bidi(&s.client, c.warm * 10).await?;
+                bidi.push(aster_paths::bidi(&s.client, bidi_n).await?);
+            }
         }
-        s.stop().await?;
     }
-
-    if only.has("direct") {
-        // The ablation: the same node and service with the actor hop bypassed.
-        let s = aster_paths::Setup::start(AsterNode::builder().unary_dispatch(UnaryDispatch::Inline)).await?;
-        let row = aster_paths::unary(&c, &CONCURRENCY, &s.client, SerializationMode::Native).await?;
-        res.unary.push(("aster unary native (direct dispatch, actor hop bypassed)".into(), row));
+    for ((name, _), rows) in paths.iter().zip(&measured) {
+        res.unary.push((name.clone(), Row::median_of(rows)));
+    }
+    if !raw_stream.is_empty() {
+        res.streams.push(("raw iroh (write_all per message, unframed)".into(), common::median(raw_stream)));
+    }
+    if !server_stream.is_empty() {
+        res.streams.push(("aster server stream (NATIVE)".into(), common::median(server_stream)));
+        res.streams.push((
+            format!("aster bidi echo (NATIVE, {bidi_n} messages each way, echoes counted)"),
+            common::median(bidi),
+        ));
+    }
+    if let Some(r) = raw {
+        r.stop().await?;
+    }
+    for s in [actor, direct].into_iter().flatten() {
         s.stop().await?;
     }
 

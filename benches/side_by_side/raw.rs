@@ -9,7 +9,7 @@ use aster::runtime::transport::{EndpointConfig, bind_endpoint, endpoint_addr};
 use iroh::endpoint::Connection;
 use iroh::protocol::{AcceptError, ProtocolHandler, Router};
 
-use crate::common::{Counts, MSG, Row, unary_row};
+use crate::common::{Caller, MSG, caller};
 
 const ECHO_ALPN: &[u8] = b"iroh-echo/1";
 
@@ -56,49 +56,55 @@ async fn raw_call(conn: &Connection, req: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Raw iroh unary row and one-stream message rate.
-pub async fn bench(c: &Counts, levels: &[usize]) -> Result<(Row, f64)> {
-    let server = bind_endpoint(&EndpointConfig::default()).await?;
-    let addr = endpoint_addr(&server);
-    let router = Router::builder(server).accept(ECHO_ALPN, RawEcho).spawn();
-    let client = bind_endpoint(&EndpointConfig::default()).await?;
-    let conn = client.connect(addr, ECHO_ALPN).await?;
+/// A raw iroh echo server and a client connection to it.
+pub struct RawSetup {
+    router: Router,
+    client: iroh::Endpoint,
+    conn: Connection,
+}
 
-    let mut req = vec![b'E'];
-    req.extend_from_slice(&[0x5A; MSG]);
-    let req: Arc<[u8]> = req.into();
-    let row = {
-        let (conn, req) = (conn.clone(), req.clone());
-        unary_row(c, levels, move || {
+impl RawSetup {
+    pub async fn start() -> Result<RawSetup> {
+        let server = bind_endpoint(&EndpointConfig::default()).await?;
+        let addr = endpoint_addr(&server);
+        let router = Router::builder(server).accept(ECHO_ALPN, RawEcho).spawn();
+        let client = bind_endpoint(&EndpointConfig::default()).await?;
+        let conn = client.connect(addr, ECHO_ALPN).await?;
+        Ok(RawSetup { router, client, conn })
+    }
+
+    /// One 64-byte echo on a new bi-stream.
+    pub fn caller(&self) -> Caller {
+        let mut req = vec![b'E'];
+        req.extend_from_slice(&[0x5A; MSG]);
+        let req: Arc<[u8]> = req.into();
+        let conn = self.conn.clone();
+        caller(move || {
             let (conn, req) = (conn.clone(), req.clone());
             async move { raw_call(&conn, &req).await }
         })
-        .await?
-    };
+    }
 
-    // One long stream, server → client, 64-byte messages.
-    let stream_rate = |n: u64| {
-        let conn = conn.clone();
-        async move {
-            let (mut send, mut recv) = conn.open_bi().await?;
-            let mut req = vec![b'S'];
-            req.extend_from_slice(&n.to_be_bytes());
-            let start = Instant::now();
-            send.write_all(&req).await?;
-            send.finish()?;
-            let mut got = 0usize;
-            while let Some(chunk) = recv.read_chunk(1 << 16).await? {
-                got += chunk.len();
-            }
-            anyhow::ensure!(got == n as usize * MSG, "stream short: {got}");
-            Ok::<_, anyhow::Error>(n as f64 / start.elapsed().as_secs_f64())
+    /// Messages/s of one long stream of `n` 64-byte messages, server → client.
+    pub async fn stream_rate(&self, n: u64) -> Result<f64> {
+        let (mut send, mut recv) = self.conn.open_bi().await?;
+        let mut req = vec![b'S'];
+        req.extend_from_slice(&n.to_be_bytes());
+        let start = Instant::now();
+        send.write_all(&req).await?;
+        send.finish()?;
+        let mut got = 0usize;
+        while let Some(chunk) = recv.read_chunk(1 << 16).await? {
+            got += chunk.len();
         }
-    };
-    stream_rate(c.warm as u64 * 10).await?;
-    let stream = stream_rate(c.stream as u64).await?;
+        anyhow::ensure!(got == n as usize * MSG, "stream short: {got}");
+        Ok(n as f64 / start.elapsed().as_secs_f64())
+    }
 
-    conn.close(0u32.into(), b"done");
-    client.close().await;
-    router.shutdown().await?;
-    Ok((row, stream))
+    pub async fn stop(self) -> Result<()> {
+        self.conn.close(0u32.into(), b"done");
+        self.client.close().await;
+        self.router.shutdown().await?;
+        Ok(())
+    }
 }
