@@ -246,7 +246,17 @@ fn prepare_call(env: &BridgeEnv, host: &dyn ServiceHost, req: CallRequest<'_>) -
 }
 
 /// Serves one accepted bi-stream to completion. Never panics on peer input.
-pub(crate) async fn serve_stream(env: Arc<BridgeEnv>, peer: EndpointId, send: SendStream, recv: RecvStream) {
+///
+/// `guard` (the stream's in-flight registration) is dropped when the stream is done. A
+/// session stream moves to a task of its own, sized for an idle session rather than for a
+/// call (a node may hold thousands of idle sessions).
+pub(crate) async fn serve_stream<G: Send + 'static>(
+    env: Arc<BridgeEnv>,
+    peer: EndpointId,
+    send: SendStream,
+    recv: RecvStream,
+    guard: G,
+) {
     let mut reader = FrameReader::new(recv).with_max_frame_size(env.config.max_frame_size);
     let mut writer = FrameWriter::new(send);
     let first = match read_opening_frame(&env, &mut reader, "HEADER frame").await {
@@ -276,9 +286,13 @@ pub(crate) async fn serve_stream(env: Arc<BridgeEnv>, peer: EndpointId, send: Se
     };
     let json = header.serialization_mode == SerializationMode::Json.as_i64() || sniff_json;
     match route_header(&env, &header) {
-        // Boxed: a session's state is far larger than a call's, and the task of every stream
-        // would otherwise be sized for it.
-        Ok((host, None)) => Box::pin(serve_session(&env, host, peer, header, json, reader, writer)).await,
+        // Its own task: this one is sized for a call, an idle session needs much less.
+        Ok((host, None)) => {
+            tokio::spawn(async move {
+                serve_session(&env, host, peer, header, json, reader, writer).await;
+                drop(guard);
+            });
+        }
         Ok((host, Some(idx))) => serve_call(&env, host, idx, peer, header, reader, writer).await,
         Err(status) => write_trailer_and_finish(&env, &mut writer, &status, json).await,
     }
@@ -718,7 +732,8 @@ async fn serve_session(
             let _ = io.send_trailer(&s).await;
             break;
         }
-        let end = session_call(env, &host, &mut *link, peer, &header, codec, frame, &mut io).await;
+        // Boxed: the state of a running call is far larger than an idle session's.
+        let end = Box::pin(session_call(env, &host, &mut *link, peer, &header, codec, frame, &mut io)).await;
         if matches!(end, CallEnd::EndSession) {
             break;
         }

@@ -147,10 +147,7 @@ async fn accept_streams(conn: Connection, env: Arc<BridgeEnv>, inflight: Arc<Inf
         match inflight.begin() {
             Some(guard) => {
                 let env = env.clone();
-                tokio::spawn(async move {
-                    serve_stream(env, peer, send, recv).await;
-                    drop(guard);
-                });
+                tokio::spawn(serve_stream(env, peer, send, recv, guard));
             }
             None => {
                 tokio::spawn(refuse_stream(send));
@@ -804,6 +801,14 @@ impl NodeBuilder {
     /// Address to bind (default `127.0.0.1:0`).
     pub fn bind_addr(mut self, addr: SocketAddr) -> Self {
         self.endpoint.bind_addr = addr;
+        self
+    }
+
+    /// How many bi-streams a peer may have open at once on one connection (default 1024). Every
+    /// call in flight and every open session holds one; a peer past the limit waits for a
+    /// stream to close (QUIC flow control, nothing is refused).
+    pub fn max_concurrent_streams(mut self, n: u32) -> Self {
+        self.endpoint.max_concurrent_bidi_streams = n.max(1);
         self
     }
 

@@ -24,6 +24,13 @@ pub fn alloc_counts() -> (u64, u64) {
     ((s.allocations + s.reallocations) as u64, (s.bytes_allocated + s.bytes_reallocated.max(0) as usize) as u64)
 }
 
+/// (live heap bytes = allocated − freed, allocations − frees) so far, process-wide.
+pub fn live_heap() -> (i64, i64) {
+    let s = GLOBAL.stats();
+    let bytes = (s.bytes_allocated as i64 - s.bytes_deallocated as i64) + s.bytes_reallocated as i64;
+    (bytes, s.allocations as i64 - s.deallocations as i64)
+}
+
 /// How many calls/messages each run makes (`ASTER_BENCH_SCALE` multiplies them).
 #[derive(Clone, Copy, Debug)]
 pub struct Counts {

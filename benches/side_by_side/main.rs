@@ -4,7 +4,7 @@
 //! Run: `cargo bench --bench side_by_side` (release profile). `ASTER_BENCH_SCALE` (a float,
 //! default 1.0) scales the counts: 2,000 sequential calls, 20,000 calls per concurrency level,
 //! 200,000 stream messages, 200 warm-up calls. `ASTER_BENCH_ONLY` (comma-separated section
-//! names, default all) picks sections: `raw`, `aster`, `direct`, `streams`;
+//! names, default all) picks sections: `raw`, `aster`, `direct`, `streams`, `memory`;
 //! `ASTER_BENCH_MODES` (`native,xlang,json`) the modes of the `aster` rows; `ASTER_BENCH_ROUNDS`
 //! (default 3) the number of interleaved rounds whose medians are reported. Prints markdown tables with
 //! absolute numbers and ratios; `docs/benchmarks.md` explains them.
@@ -14,6 +14,7 @@
 
 mod aster_paths;
 mod common;
+mod memory;
 mod raw;
 
 use anyhow::Result;
@@ -144,7 +145,29 @@ async fn run() -> Result<()> {
     }
 
     print_tables(&res);
+
+    if only.has("memory") {
+        let sessions = (10_000.0 * scale_factor()).max(100.0) as usize;
+        let connections = (500.0 * scale_factor()).max(20.0) as usize;
+        let m = memory::bench(sessions, connections).await?;
+        println!();
+        println!("| server memory (separate process) | resident | live heap |");
+        println!("|---|---|---|");
+        println!("| node after warm-up (baseline) | {:.1} MiB | |", m.baseline as f64 / (1024.0 * 1024.0));
+        println!(
+            "| per idle session ({} sessions on one connection, one call each) | {:.0} B | {:.0} B |",
+            m.sessions, m.per_session.0, m.per_session.1
+        );
+        println!(
+            "| per idle connection ({} connections, one call each) | {:.0} B | {:.0} B |",
+            m.connections, m.per_connection.0, m.per_connection.1
+        );
+    }
     Ok(())
+}
+
+fn scale_factor() -> f64 {
+    std::env::var("ASTER_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0)
 }
 
 fn print_tables(res: &Results) {
@@ -218,6 +241,10 @@ fn print_tables(res: &Results) {
 
 fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if let Ok(max_streams) = std::env::var(memory::SERVER_ENV) {
+        let max_streams = max_streams.parse()?;
+        return rt.block_on(async move { tokio::spawn(memory::serve(max_streams)).await? });
+    }
     // Run on a worker thread like the server tasks (block_on's thread is not a worker, and
     // every wake-up would cross threads).
     rt.block_on(async { tokio::spawn(run()).await? })
