@@ -254,3 +254,30 @@ async fn session_on_a_shared_service_is_failed_precondition() {
     assert_eq!(ack.worker, "rs-worker-1");
     stop(node, ep, ch).await;
 }
+
+/// `NodeBuilder::max_concurrent_streams` bounds the streams a peer holds open: past it, opening
+/// one more waits (QUIC stream credit) until another closes; nothing is refused or lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_limit_makes_the_next_session_wait_for_a_free_stream() {
+    let node = spawn(
+        AsterNode::builder()
+            .max_concurrent_streams(2)
+            .serve_sessions(|info: &SessionInfo| TaskSessionService(TaskSession::new(info))),
+    )
+    .await;
+    let (ep, ch) = connect(&node).await;
+    let a = guard("open a", ch.open_session("TaskSession", 1, CallOptions::new())).await.unwrap();
+    let b = guard("open b", ch.open_session("TaskSession", 1, CallOptions::new())).await.unwrap();
+    assert_eq!(open_task(&a, "a").await.task_id, "a");
+    assert_eq!(open_task(&b, "b").await.task_id, "b");
+    // A third session cannot get a stream while both are open.
+    let third = ch.open_session("TaskSession", 1, CallOptions::new().timeout(std::time::Duration::from_millis(300)));
+    let err = guard("open c (blocked)", third).await.err().expect("no stream credit for a third session");
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err}");
+    // Closing one frees a stream: the next session opens and works.
+    guard("close a", a.close()).await.unwrap();
+    let c = guard("open c", ch.open_session("TaskSession", 1, CallOptions::new())).await.unwrap();
+    assert_eq!(open_task(&c, "c").await.worker, "session#1");
+    assert_eq!(open_task(&b, "b2").await.worker, "session#2", "the other session kept its state");
+    stop(node, ep, ch).await;
+}
