@@ -174,6 +174,31 @@ async fn server_enforces_the_wire_deadline() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wire_deadline_ends_a_call_still_waiting_for_a_worker() {
+    // The only worker is held, so the call waits for one; its (raw, not locally enforced)
+    // deadline passes while it waits: DEADLINE_EXCEEDED from the server, no handler run.
+    let fx = ProbeFixture::start(AsterNode::builder().pool_size(1)).await;
+    let p = fx.probe.clone();
+    let held = tokio::spawn(async move { p.gate("held").await });
+    fx.state.gate_entered.wait_for(1, "the only worker is held").await;
+    let codec = PayloadCodec::new(SerializationMode::Native);
+    let mut h = header(PROBE, 1, "echo", SerializationMode::Native);
+    h.deadline_epoch_ms = now_ms() + 200;
+    let mut bytes = header_frame(&h);
+    let (f, p) = codec.encode(&Msg::new("waits", 0)).unwrap();
+    bytes.extend(frame_bytes(f, &p));
+    let frames = raw_exchange(&fx.channel, &bytes).await;
+    assert_eq!(frames.len(), 1, "only a trailer: {frames:?}");
+    let s = trailer_status(&frames);
+    assert_eq!(s.code(), Code::DeadlineExceeded, "{s}");
+    fx.state.gate.open();
+    assert_eq!(guard("held call", held).await.unwrap().unwrap(), Msg::new("gate held", 0));
+    assert_eq!(fx.probe.echo("after", 1).await.unwrap(), Msg::new("after", 1));
+    assert_eq!(fx.state.entries.get(), 2, "the expired call never reached a handler");
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_wire_deadline_is_rejected_before_dispatch() {
     let fx = ProbeFixture::start(AsterNode::builder()).await;
     let codec = PayloadCodec::new(SerializationMode::Native);

@@ -272,7 +272,7 @@ async fn stream_limit_makes_the_next_session_wait_for_a_free_stream() {
     assert_eq!(open_task(&b, "b").await.task_id, "b");
     // A third session cannot get a stream while both are open.
     let third = ch.open_session("TaskSession", 1, CallOptions::new().timeout(std::time::Duration::from_millis(300)));
-    let err = guard("open c (blocked)", third).await.err().expect("no stream credit for a third session");
+    let Err(err) = guard("open c (blocked)", third).await else { panic!("no stream credit for a third session") };
     assert_eq!(err.code(), Code::DeadlineExceeded, "{err}");
     // Closing one frees a stream: the next session opens and works.
     guard("close a", a.close()).await.unwrap();

@@ -34,6 +34,7 @@ use crate::authorize::CallAuthorizer;
 use crate::context::{CallContext, CallContextParts};
 use crate::host::{ServiceHost, SessionLink};
 use crate::io::{CHANNEL_CAPACITY, Inbound};
+use crate::node::InflightGuard;
 use crate::service::{Completion, Outcome, Pattern, RawCall, Scope, ServiceDescriptor, SessionInfo};
 use crate::trust::AdmittedPeers;
 
@@ -127,6 +128,18 @@ async fn finish_delivered(env: &BridgeEnv, writer: &mut FrameWriter) {
     }
 }
 
+/// Queues a call's response frame (if it has one); returns the status its trailer carries.
+fn push_outcome(writer: &mut FrameWriter, result: Result<Outcome, Status>) -> Status {
+    match result {
+        Ok(Outcome::Response(f, payload)) => match writer.push(f, &payload) {
+            Ok(()) => Status::ok(),
+            Err(s) => s,
+        },
+        Ok(Outcome::Done) => Status::ok(),
+        Err(s) => s,
+    }
+}
+
 fn is_data(frame: &Frame) -> bool {
     frame.flags & !flags::COMPRESSED == 0
 }
@@ -180,6 +193,21 @@ struct CallRequest<'a> {
     deadline_ms: i64,
     keys: &'a [String],
     values: &'a [String],
+}
+
+impl<'a> CallRequest<'a> {
+    /// The call a per-call stream's HEADER describes.
+    fn of_stream(header: &'a StreamHeader, method_idx: usize, peer: EndpointId) -> CallRequest<'a> {
+        CallRequest {
+            method_idx,
+            peer,
+            call_id: &header.call_id,
+            session_id: None,
+            deadline_ms: header.deadline_epoch_ms,
+            keys: &header.metadata_keys,
+            values: &header.metadata_values,
+        }
+    }
 }
 
 async fn admit_call(env: &BridgeEnv, host: &dyn ServiceHost, req: CallRequest<'_>) -> Result<Prepared, Status> {
@@ -245,20 +273,107 @@ fn prepare_call(env: &BridgeEnv, host: &dyn ServiceHost, req: CallRequest<'_>) -
     Ok(Prepared { ctx, cancel, enforce_at })
 }
 
-/// Serves one accepted bi-stream to completion. Never panics on peer input.
+/// Serves a newly accepted bi-stream. Never panics on peer input, never blocks.
 ///
-/// `guard` (the stream's in-flight registration) is dropped when the stream is done. A
-/// session stream moves to a task of its own, sized for an idle session rather than for a
-/// call (a node may hold thousands of idle sessions).
-pub(crate) async fn serve_stream<G: Send + 'static>(
-    env: Arc<BridgeEnv>,
+/// The unary fast path: when the HEADER, the request frame and the end of input have all
+/// arrived with the stream (the usual case: a caller writes them in one go), the call is
+/// checked and decoded right here and handed, together with the stream's send half (a
+/// [`CallTail`]), to an idle worker actor of the service, which runs the handler and writes
+/// the answer itself. A unary call then costs no task of its own and no wake-up of one. In
+/// every other case (data still to come, a session, a streaming method, Gate 2 hooks, no idle
+/// worker, an error to answer) the stream gets a task of its own, which resumes from exactly
+/// what has been read.
+pub(crate) fn accept_stream(
+    env: &Arc<BridgeEnv>,
     peer: EndpointId,
     send: SendStream,
     recv: RecvStream,
-    guard: G,
+    guard: InflightGuard,
 ) {
     let mut reader = FrameReader::new(recv).with_max_frame_size(env.config.max_frame_size);
-    let mut writer = FrameWriter::new(send);
+    let writer = FrameWriter::new(send);
+    let first = match reader.next().now_or_never() {
+        Some(Ok(Some(f))) => f,
+        // Not arrived yet, or an error / end of stream the task reports.
+        _ => {
+            tokio::spawn(serve_stream(env.clone(), peer, reader, writer, guard));
+            return;
+        }
+    };
+    let header = match first.has(flags::HEADER).then(|| StreamHeader::decode_sniffed(&first.payload)) {
+        Some(Ok(h)) => h,
+        _ => {
+            tokio::spawn(serve_first(env.clone(), peer, first, reader, writer, guard));
+            return;
+        }
+    };
+    let json = header.serialization_mode == SerializationMode::Json.as_i64() || first.payload.first() == Some(&b'{');
+    let routed = route_header(env, &header);
+    let fast = matches!(&routed, Ok((host, Some(idx)))
+        if host.descriptor().methods[*idx].pattern == Pattern::Unary)
+        && env.authorizer.is_none();
+    let (host, idx) = match routed {
+        Ok((host, Some(idx))) if fast => (host, idx),
+        routed => {
+            tokio::spawn(serve_routed(env.clone(), peer, routed, header, json, reader, writer, guard));
+            return;
+        }
+    };
+    let request = match reader.next().now_or_never() {
+        Some(Ok(Some(f))) if is_data(&f) => f,
+        // Not arrived yet: the task waits for it. Anything else it answers.
+        pending => {
+            let read = pending.and_then(|r| r.ok()).flatten();
+            tokio::spawn(serve_call_task(env.clone(), host, idx, peer, header, read, reader, writer, guard));
+            return;
+        }
+    };
+    match reader.next().now_or_never() {
+        Some(Ok(None)) => {}
+        // Reset by the caller already: nobody is waiting for an answer.
+        Some(Err(_)) => {
+            let mut writer = writer;
+            writer.reset();
+            return;
+        }
+        // More input (ignored, as on the task path) or not yet the end: the task watches it.
+        _ => {
+            tokio::spawn(serve_call_task(env.clone(), host, idx, peer, header, Some(request), reader, writer, guard));
+            return;
+        }
+    }
+    drop(reader);
+    let req = CallRequest::of_stream(&header, idx, peer);
+    let tail_of = |cancel: CancellationToken, enforce_at: Instant, writer: FrameWriter| CallTail {
+        env: env.clone(),
+        writer: Some(writer),
+        json,
+        cancel,
+        deadline: tokio::time::Instant::from_std(enforce_at),
+        guard: Some(guard),
+    };
+    let Prepared { ctx, cancel, enforce_at } = match prepare_call(env, &*host, req) {
+        Ok(p) => p,
+        Err(status) => {
+            let tail = tail_of(CancellationToken::new(), Instant::now(), writer);
+            tokio::spawn(tail.fail(status));
+            return;
+        }
+    };
+    let codec = PayloadCodec::new(mode_of(&header));
+    let raw = RawCall { ctx, codec, request: Some(request), inbound: None, outbound: None };
+    let tail = tail_of(cancel, enforce_at, writer);
+    host.call_now(idx, raw, tail);
+}
+
+/// The task of a stream that could not take the fast path, from its first frame on.
+async fn serve_stream(
+    env: Arc<BridgeEnv>,
+    peer: EndpointId,
+    mut reader: FrameReader,
+    mut writer: FrameWriter,
+    guard: InflightGuard,
+) {
     let first = match read_opening_frame(&env, &mut reader, "HEADER frame").await {
         Ok(Some(f)) => f,
         Ok(None) => {
@@ -270,6 +385,18 @@ pub(crate) async fn serve_stream<G: Send + 'static>(
             return;
         }
     };
+    serve_first(env, peer, first, reader, writer, guard).await;
+}
+
+/// Validates and decodes the HEADER frame, then routes the stream.
+async fn serve_first(
+    env: Arc<BridgeEnv>,
+    peer: EndpointId,
+    first: Frame,
+    reader: FrameReader,
+    mut writer: FrameWriter,
+    guard: InflightGuard,
+) {
     let sniff_json = first.payload.first() == Some(&b'{');
     if !first.has(flags::HEADER) {
         let s = Status::internal("First frame must have HEADER flag");
@@ -285,7 +412,23 @@ pub(crate) async fn serve_stream<G: Send + 'static>(
         }
     };
     let json = header.serialization_mode == SerializationMode::Json.as_i64() || sniff_json;
-    match route_header(&env, &header) {
+    let routed = route_header(&env, &header);
+    serve_routed(env, peer, routed, header, json, reader, writer, guard).await;
+}
+
+/// Serves a stream whose HEADER has been routed (or refused).
+#[allow(clippy::too_many_arguments)]
+async fn serve_routed(
+    env: Arc<BridgeEnv>,
+    peer: EndpointId,
+    routed: Result<(Arc<dyn ServiceHost>, Option<usize>), Status>,
+    header: StreamHeader,
+    json: bool,
+    reader: FrameReader,
+    mut writer: FrameWriter,
+    guard: InflightGuard,
+) {
+    match routed {
         // Its own task: this one is sized for a call, an idle session needs much less.
         Ok((host, None)) => {
             tokio::spawn(async move {
@@ -293,8 +436,134 @@ pub(crate) async fn serve_stream<G: Send + 'static>(
                 drop(guard);
             });
         }
-        Ok((host, Some(idx))) => serve_call(&env, host, idx, peer, header, reader, writer).await,
-        Err(status) => write_trailer_and_finish(&env, &mut writer, &status, json).await,
+        Ok((host, Some(idx))) => serve_call_task(env, host, idx, peer, header, None, reader, writer, guard).await,
+        Err(status) => {
+            write_trailer_and_finish(&env, &mut writer, &status, json).await;
+            drop(guard);
+        }
+    }
+}
+
+/// [`serve_call`] as the task of a stream (the fast path's fallback once routed).
+#[allow(clippy::too_many_arguments)]
+async fn serve_call_task(
+    env: Arc<BridgeEnv>,
+    host: Arc<dyn ServiceHost>,
+    idx: usize,
+    peer: EndpointId,
+    header: StreamHeader,
+    read: Option<Frame>,
+    reader: FrameReader,
+    writer: FrameWriter,
+    guard: InflightGuard,
+) {
+    serve_call(&env, host, idx, peer, header, read, reader, writer).await;
+    drop(guard);
+}
+
+/// The end of a unary call, carried to where its handler runs: the stream's send half, the
+/// call's deadline and cancellation, and its in-flight registration. [`CallTail::finish`]
+/// awaits the handler's completion and writes the answer and the trailer; a tail dropped
+/// unfinished (its actor stopped before running it) answers UNAVAILABLE from a task of its own.
+pub(crate) struct CallTail {
+    env: Arc<BridgeEnv>,
+    writer: Option<FrameWriter>,
+    json: bool,
+    cancel: CancellationToken,
+    deadline: tokio::time::Instant,
+    guard: Option<InflightGuard>,
+}
+
+impl std::fmt::Debug for CallTail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallTail").field("json", &self.json).finish_non_exhaustive()
+    }
+}
+
+impl CallTail {
+    /// Awaits `completion` (bounded by the deadline, the call's cancellation and the caller
+    /// going away), then writes the response and the trailer.
+    pub(crate) async fn finish(mut self, completion: Completion) {
+        let env = self.env.clone();
+        let cancel = self.cancel.clone();
+        let deadline = self.deadline;
+        let json = self.json;
+        // The writer stays in `self` until the answer is written: should this future be dropped
+        // first (its actor stopped), the tail's `Drop` still answers.
+        let Some(writer) = self.writer.as_mut() else { return };
+        let result = tokio::select! {
+            biased;
+            r = completion => match r {
+                Err(_) if cancel.is_cancelled() => Err(shutdown_or_cancel(&env)),
+                r => r,
+            },
+            _ = cancel.cancelled() => Err(shutdown_or_cancel(&env)),
+            _ = tokio::time::sleep_until(deadline) => Err(Status::deadline_exceeded("deadline exceeded")),
+            // The caller stopped reading the response (it dropped the call): cancel.
+            _ = writer.stopped() => {
+                self.abandon();
+                return;
+            }
+        };
+        // The handler's token is cancelled whatever ended the call (as on the task path).
+        cancel.cancel();
+        let status = push_outcome(writer, result);
+        write_trailer_and_finish(&env, writer, &status, json).await;
+        self.writer = None;
+    }
+
+    /// Answers `status` without running a handler.
+    pub(crate) async fn fail(mut self, status: Status) {
+        if let Some(mut writer) = self.writer.take() {
+            write_trailer_and_finish(&self.env, &mut writer, &status, self.json).await;
+        }
+    }
+
+    /// The caller is gone: cancels the call and resets the stream (no answer).
+    pub(crate) fn abandon(&mut self) {
+        self.cancel.cancel();
+        if let Some(mut writer) = self.writer.take() {
+            writer.reset();
+        }
+    }
+
+    /// Resolves when the caller stops reading the answer (it dropped the call).
+    pub(crate) async fn caller_gone(&mut self) {
+        match self.writer.as_mut() {
+            Some(w) => w.stopped().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The call's deadline (the earlier of the caller's and the handler cap).
+    pub(crate) fn deadline(&self) -> tokio::time::Instant {
+        self.deadline
+    }
+
+    /// The call's cancellation (cancelled by the node's hard stop too).
+    pub(crate) fn cancellation(&self) -> &CancellationToken {
+        &self.cancel
+    }
+}
+
+impl Drop for CallTail {
+    fn drop(&mut self) {
+        let Some(mut writer) = self.writer.take() else { return };
+        let (env, json, guard) = (self.env.clone(), self.json, self.guard.take());
+        self.cancel.cancel();
+        let status = if env.hard_stop.is_cancelled() {
+            Status::unavailable("server is shutting down")
+        } else {
+            Status::unavailable(
+                "the handler was stopped before the call finished (cancelled, or the service is restarting or stopping)",
+            )
+        };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                write_trailer_and_finish(&env, &mut writer, &status, json).await;
+                drop(guard);
+            });
+        }
     }
 }
 
@@ -475,27 +744,21 @@ async fn watch_reset(reader: &mut FrameReader) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve_call(
     env: &BridgeEnv,
     host: Arc<dyn ServiceHost>,
     idx: usize,
     peer: EndpointId,
     header: StreamHeader,
+    read: Option<Frame>,
     mut reader: FrameReader,
     mut writer: FrameWriter,
 ) {
     let json = header.serialization_mode == SerializationMode::Json.as_i64();
     let desc = host.descriptor();
     let pattern = desc.methods[idx].pattern;
-    let req = CallRequest {
-        method_idx: idx,
-        peer,
-        call_id: &header.call_id,
-        session_id: None,
-        deadline_ms: header.deadline_epoch_ms,
-        keys: &header.metadata_keys,
-        values: &header.metadata_values,
-    };
+    let req = CallRequest::of_stream(&header, idx, peer);
     let prepared = match admit_call(env, &*host, req).await {
         Ok(p) => p,
         Err(s) => return write_trailer_and_finish(env, &mut writer, &s, json).await,
@@ -506,9 +769,14 @@ async fn serve_call(
 
     // Single-request patterns read their request before dispatch.
     let mut request = None;
+    let mut read = read;
     if !pattern.client_streams() {
         loop {
-            match read_opening_frame(env, &mut reader, "request frame").await {
+            let next = match read.take() {
+                Some(f) => Ok(Some(f)),
+                None => read_opening_frame(env, &mut reader, "request frame").await,
+            };
+            match next {
                 Ok(Some(f)) if f.has(flags::CANCEL) => continue,
                 Ok(Some(f)) if is_data(&f) => {
                     request = Some(f);
@@ -616,14 +884,7 @@ async fn serve_call(
     }
     // Frames the handler produced before finishing go out before the trailer.
     drain_out(&mut out_rx, &mut writer);
-    let status = match result {
-        Ok(Outcome::Response(f, payload)) => match writer.push(f, &payload) {
-            Ok(()) => Status::ok(),
-            Err(s) => s,
-        },
-        Ok(Outcome::Done) => Status::ok(),
-        Err(s) => s,
-    };
+    let status = push_outcome(&mut writer, result);
     write_trailer_and_finish(env, &mut writer, &status, json).await;
     if answered {
         // Let the input pump drain what the caller is still sending (bounded), then stop it.

@@ -19,6 +19,7 @@ use aster_runtime::contract::{CapabilityRequirement, ContractId};
 use futures::future::BoxFuture;
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
+use crate::bridge::CallTail;
 use crate::node::UnaryDispatch;
 use crate::pool::WorkerPool;
 use crate::service::{Completion, Pattern, RawCall, ServiceDescriptor, SessionInfo, SessionService, SharedService};
@@ -59,6 +60,13 @@ pub(crate) trait ServiceHost: Send + Sync + 'static {
 
     /// Opens a session of a session-scope service.
     fn open_session(&self, info: SessionInfo) -> BoxFuture<'_, Result<Box<dyn SessionLink>, Status>>;
+
+    /// The unary fast path: decodes the call and hands it with its `tail` to an idle worker
+    /// (or to a task that waits for one), without waiting. A call that cannot be run is
+    /// answered through its tail.
+    fn call_now(&self, _method: usize, _call: RawCall, tail: CallTail) {
+        tokio::spawn(tail.fail(Status::failed_precondition("service is session-scoped")));
+    }
 }
 
 /// The bridge's handle on one session actor.
@@ -74,7 +82,7 @@ fn envelope<M>(
     cancel: tokio_util::sync::CancellationToken,
 ) -> (Envelope<M>, Completion) {
     let crate::service::Routed { msg, completion, fault_tx } = routed;
-    (Envelope { msg, fault: fault_tx, cancel }, completion)
+    (Envelope { msg, fault: fault_tx, cancel, tail: None }, completion)
 }
 
 // ───────────────────────────── shared scope ─────────────────────────────
@@ -165,7 +173,7 @@ impl<S: SharedService> ServiceHost for SharedHost<S> {
                 // The ablation: the handler runs when the bridge polls the completion.
                 let svc = self.svc.clone();
                 let inline: Completion = Box::pin(async move {
-                    let Envelope { msg, fault, cancel } = env;
+                    let Envelope { msg, fault, cancel, .. } = env;
                     // A panic has been reported on `fault`; there is no actor to fail.
                     let _ = run_guarded(svc.dispatch(msg), cancel, fault).await;
                     completion.await
@@ -193,6 +201,94 @@ impl<S: SharedService> ServiceHost for SharedHost<S> {
 
     fn open_session(&self, _info: SessionInfo) -> BoxFuture<'_, Result<Box<dyn SessionLink>, Status>> {
         Box::pin(async { Err(Status::failed_precondition("service is not session-scoped")) })
+    }
+
+    fn call_now(&self, method: usize, call: RawCall, tail: CallTail) {
+        if self.desc.methods.get(method).map(|m| m.pattern) != Some(Pattern::Unary) {
+            tokio::spawn(tail.fail(Status::internal("the fast path is for unary calls")));
+            return;
+        }
+        let Some(inc) = read(&self.current) else {
+            tokio::spawn(tail.fail(stopping()));
+            return;
+        };
+        let cancel = call.ctx.cancellation_token().clone();
+        let routed = match S::route(method, call) {
+            Ok(r) => r,
+            Err(s) => {
+                tokio::spawn(tail.fail(s));
+                return;
+            }
+        };
+        let (mut env, completion) = envelope(routed, cancel);
+        if self.unary_dispatch == UnaryDispatch::Inline {
+            // The ablation: a task of its own runs the handler and writes the answer.
+            let svc = self.svc.clone();
+            tokio::spawn(async move {
+                let Envelope { msg, fault, cancel, .. } = env;
+                // A panic has been reported on `fault`; there is no actor to fail.
+                let _ = futures::join!(run_guarded(svc.dispatch(msg), cancel, fault), tail.finish(completion));
+            });
+            return;
+        }
+        env.tail = Some((tail, completion));
+        // A worker that died after being released is skipped; bounded retries.
+        for _ in 0..3 {
+            let Some(worker) = inc.pool.try_acquire() else { break };
+            match worker.send_message(env) {
+                Ok(()) => return,
+                Err(ractor::MessagingErr::SendErr(back)) => env = back,
+                // Dropped: the tail answers UNAVAILABLE.
+                Err(_) => return,
+            }
+        }
+        tokio::spawn(wait_for_worker(inc.pool, env));
+    }
+}
+
+/// What ended the wait of a fast-path call for a worker.
+enum Waited<W> {
+    Worker(W),
+    Deadline,
+    CallerGone,
+    Stopped,
+}
+
+/// A fast-path call that found no idle worker: waits for one (FIFO, as every call does), as
+/// long as its deadline, its cancellation and its caller allow.
+async fn wait_for_worker<M: Send + 'static>(pool: Arc<WorkerPool<ServiceRef<M>>>, mut env: Envelope<M>) {
+    for _ in 0..3 {
+        let Some((tail, _)) = env.tail.as_mut() else { return };
+        let deadline = tail.deadline();
+        let cancel = tail.cancellation().clone();
+        let waited = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => Waited::Stopped,
+            _ = tokio::time::sleep_until(deadline) => Waited::Deadline,
+            _ = tail.caller_gone() => Waited::CallerGone,
+            w = pool.acquire() => w.map_or(Waited::Stopped, Waited::Worker),
+        };
+        match waited {
+            Waited::Worker(worker) => match worker.send_message(env) {
+                Ok(()) => return,
+                Err(ractor::MessagingErr::SendErr(back)) => env = back,
+                Err(_) => return,
+            },
+            // Dropping the envelope makes its tail answer (UNAVAILABLE, or CANCELLED).
+            Waited::Stopped => return,
+            Waited::Deadline => {
+                if let Some((tail, _)) = env.tail.take() {
+                    tail.fail(Status::deadline_exceeded("deadline exceeded")).await;
+                }
+                return;
+            }
+            Waited::CallerGone => {
+                if let Some((mut tail, _)) = env.tail.take() {
+                    tail.abandon();
+                }
+                return;
+            }
+        }
     }
 }
 

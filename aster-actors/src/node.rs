@@ -38,7 +38,7 @@ use crate::admission::{
     AdmissionActor, AdmissionArgs, AdmissionGate, AdmissionMsg, AdmissionProtocol, OpenGate, warn_open_gate,
 };
 use crate::authorize::CallAuthorizer;
-use crate::bridge::{BridgeConfig, BridgeEnv, Registry, serve_stream};
+use crate::bridge::{BridgeConfig, BridgeEnv, Registry, accept_stream};
 use crate::host::{HostSettings, ServiceHost, session_host, shared_host};
 use crate::mesh::{
     CredentialEpochActor, EpochArgs, EpochMsg, GossipActor, GossipArgs, GossipMsg, MAX_GOSSIP_MESSAGE, MeshEvent,
@@ -145,10 +145,7 @@ async fn accept_streams(conn: Connection, env: Arc<BridgeEnv>, inflight: Arc<Inf
             Err(_) => break,
         };
         match inflight.begin() {
-            Some(guard) => {
-                let env = env.clone();
-                tokio::spawn(serve_stream(env, peer, send, recv, guard));
-            }
+            Some(guard) => accept_stream(&env, peer, send, recv, guard),
             None => {
                 tokio::spawn(refuse_stream(send));
             }

@@ -34,6 +34,13 @@ impl<T> WorkerPool<T> {
         self.idle().pop().ok_or_else(|| Status::internal("worker pool invariant broken: permit without idle worker"))
     }
 
+    /// Checks out an idle worker if there is one, without waiting.
+    pub(crate) fn try_acquire(&self) -> Option<T> {
+        let permit = self.permits.try_acquire().ok()?;
+        permit.forget();
+        self.idle().pop()
+    }
+
     /// Returns a worker to the idle set.
     pub(crate) fn release(&self, worker: T) {
         if self.permits.is_closed() {
@@ -74,6 +81,18 @@ mod tests {
         pool.release(7);
         assert_eq!(waiter.await.ok(), Some(Ok(7)));
         assert_eq!(pool.idle_count(), 0);
+    }
+
+    #[test]
+    fn try_acquire_takes_only_idle_workers() {
+        let pool = WorkerPool::new();
+        assert_eq!(pool.try_acquire(), None::<u32>);
+        pool.release(4u32);
+        assert_eq!(pool.try_acquire(), Some(4));
+        assert_eq!(pool.try_acquire(), None, "the only worker is checked out");
+        pool.release(4);
+        let _ = pool.close();
+        assert_eq!(pool.try_acquire(), None, "a closed pool hands out nothing");
     }
 
     #[tokio::test]

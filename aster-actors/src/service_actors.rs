@@ -15,7 +15,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use crate::bridge::CallTail;
 use crate::pool::WorkerPool;
+use crate::service::Completion;
 use crate::service::{SessionInfo, SessionService, SharedService};
 use crate::supervision::panic_message;
 
@@ -25,6 +27,8 @@ pub(crate) struct Envelope<M> {
     pub(crate) msg: M,
     pub(crate) fault: oneshot::Sender<Option<String>>,
     pub(crate) cancel: CancellationToken,
+    /// A fast-path unary call: the actor also writes the answer (see `bridge::accept_stream`).
+    pub(crate) tail: Option<(CallTail, Completion)>,
 }
 
 impl<M> std::fmt::Debug for Envelope<M> {
@@ -102,8 +106,17 @@ impl<S: SharedService> Actor for PoolWorker<S> {
         env: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let Envelope { msg, fault, cancel } = env;
-        run_guarded(state.svc.dispatch(msg), cancel, fault).await?;
+        let Envelope { msg, fault, cancel, tail } = env;
+        match tail {
+            None => run_guarded(state.svc.dispatch(msg), cancel, fault).await?,
+            // The handler and the writing of its answer run together in this actor: the
+            // answer goes out without waking the stream's task (there is none).
+            Some((tail, completion)) => {
+                let (ran, ()) =
+                    futures::join!(run_guarded(state.svc.dispatch(msg), cancel, fault), tail.finish(completion));
+                ran?;
+            }
+        }
         state.pool.release(myself);
         Ok(())
     }
@@ -134,8 +147,14 @@ impl<S: SharedService> Actor for StreamActor<S> {
         env: Self::Msg,
         svc: &mut Arc<S>,
     ) -> Result<(), ActorProcessingErr> {
-        let Envelope { msg, fault, cancel } = env;
-        run_guarded(svc.dispatch(msg), cancel, fault).await?;
+        let Envelope { msg, fault, cancel, tail } = env;
+        match tail {
+            None => run_guarded(svc.dispatch(msg), cancel, fault).await?,
+            Some((tail, completion)) => {
+                let (ran, ()) = futures::join!(run_guarded(svc.dispatch(msg), cancel, fault), tail.finish(completion));
+                ran?;
+            }
+        }
         myself.stop(None);
         Ok(())
     }
@@ -185,7 +204,8 @@ impl<S: SessionService> Actor for SessionActor<S> {
         env: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let Envelope { msg, fault, cancel } = env;
+        // Session calls never carry a tail (their answers are written by the session's task).
+        let Envelope { msg, fault, cancel, tail: _ } = env;
         if let Err(reason) = run_guarded(state.svc.dispatch(msg), cancel, fault).await {
             state.svc = (state.factory)(&state.info);
             let _ = state.supervisor.cast(SupervisorMsg::ChildRestarted(reason.to_string()));
