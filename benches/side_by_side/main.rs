@@ -4,14 +4,16 @@
 //! Run: `cargo bench --bench side_by_side` (release profile). `ASTER_BENCH_SCALE` (a float,
 //! default 1.0) scales the counts: 2,000 sequential calls, 20,000 calls per concurrency level,
 //! 200,000 stream messages, 200 warm-up calls. `ASTER_BENCH_ONLY` (comma-separated section
-//! names, default all) picks sections: `raw`, `aster`, `streams`. Prints markdown tables with
-//! absolute numbers and ratios; `docs/benchmarks.md` explains them.
+//! names, default all) picks sections: `raw`, `aster`, `streams`, `tonic` (tonic gRPC, plaintext
+//! h2 and rustls TLS). Prints markdown tables with absolute numbers and ratios;
+//! `docs/benchmarks.md` explains them.
 // A bench is a non-test target, so the workspace's unwrap/expect denial applies; errors here
 // go through `anyhow` instead, and setup failures abort the run.
 #![allow(missing_docs, unreachable_pub)]
 
 mod aster_paths;
 mod common;
+mod grpc;
 mod raw;
 
 use anyhow::Result;
@@ -80,6 +82,11 @@ async fn run() -> Result<()> {
             res.streams.push(("aster bidi echo (NATIVE, messages echoed)".into(), rate));
         }
         s.stop().await?;
+    }
+
+    if only.has("tonic") {
+        res.unary.push(("tonic gRPC, plaintext h2".into(), grpc::bench(&c, &CONCURRENCY, false).await?));
+        res.unary.push(("tonic gRPC, rustls TLS".into(), grpc::bench(&c, &CONCURRENCY, true).await?));
     }
 
     print_tables(&res);
