@@ -5,8 +5,10 @@
 //! default 1.0) scales the counts: 2,000 sequential calls, 20,000 calls per concurrency level,
 //! 200,000 stream messages, 200 warm-up calls. `ASTER_BENCH_ONLY` (comma-separated section
 //! names, default all) picks sections: `raw`, `aster`, `streams`, `tonic` (tonic gRPC, plaintext
-//! h2 and rustls TLS). Prints markdown tables with absolute numbers and ratios;
-//! `docs/benchmarks.md` explains them.
+//! h2 and rustls TLS), `python` (the Python reference server aster-rpc 0.1.2 against an aster-rs
+//! node, both serving TaskManager; skipped when its venv is missing; `scripts/bench.sh` runs the
+//! bench in a loopback-only network namespace). Prints markdown tables with absolute numbers and
+//! ratios; `docs/benchmarks.md` explains them.
 // A bench is a non-test target, so the workspace's unwrap/expect denial applies; errors here
 // go through `anyhow` instead, and setup failures abort the run.
 #![allow(missing_docs, unreachable_pub)]
@@ -14,6 +16,7 @@
 mod aster_paths;
 mod common;
 mod grpc;
+mod python;
 mod raw;
 
 use anyhow::Result;
@@ -89,6 +92,10 @@ async fn run() -> Result<()> {
         res.unary.push(("tonic gRPC, rustls TLS".into(), grpc::bench(&c, &CONCURRENCY, true).await?));
     }
 
+    if only.has("python") {
+        python::bench(&c, &CONCURRENCY, &mut res.unary).await?;
+    }
+
     print_tables(&res);
     Ok(())
 }
@@ -126,6 +133,7 @@ fn print_tables(res: &Results) {
             );
         }
     }
+    python::print_ratios(&res.unary, &CONCURRENCY);
     if !res.streams.is_empty() {
         let raw = res.streams.iter().find(|(n, _)| n.starts_with("raw iroh")).map(|(_, v)| *v);
         println!();
