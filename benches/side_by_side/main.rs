@@ -4,17 +4,22 @@
 //! Run: `cargo bench --bench side_by_side` (release profile). `ASTER_BENCH_SCALE` (a float,
 //! default 1.0) scales the counts: 2,000 sequential calls, 20,000 calls per concurrency level,
 //! 200,000 stream messages, 200 warm-up calls. `ASTER_BENCH_ONLY` (comma-separated section
-//! names, default all) picks sections: `raw`, `aster`, `direct`, `streams`, `memory`;
-//! `ASTER_BENCH_MODES` (`native,xlang,json`) the modes of the `aster` rows; `ASTER_BENCH_ROUNDS`
-//! (default 3) the number of interleaved rounds whose medians are reported. Prints markdown tables with
-//! absolute numbers and ratios; `docs/benchmarks.md` explains them.
+//! names, default all) picks sections: `raw`, `aster`, `direct` (the actor hop bypassed),
+//! `streams`, `tonic` (tonic gRPC, plaintext h2 and rustls TLS), `python` (the Python reference
+//! server aster-rpc 0.1.2 against an aster-rs node, both serving TaskManager; skipped when its
+//! venv is missing), `memory`. `ASTER_BENCH_MODES` (`native,xlang,json`) picks the modes of the
+//! `aster` rows; `ASTER_BENCH_ROUNDS` (default 3) the number of interleaved rounds whose medians
+//! are reported. `scripts/bench.sh` runs the bench in a loopback-only network namespace. Prints
+//! markdown tables with absolute numbers and ratios; `docs/benchmarks.md` explains them.
 // A bench is a non-test target, so the workspace's unwrap/expect denial applies; errors here
 // go through `anyhow` instead, and setup failures abort the run.
 #![allow(missing_docs, unreachable_pub)]
 
 mod aster_paths;
 mod common;
+mod grpc;
 mod memory;
+mod python;
 mod raw;
 
 use anyhow::Result;
@@ -50,6 +55,8 @@ fn modes_from_env() -> Vec<SerializationMode> {
 struct Results {
     /// Unary rows, in print order; the first named "raw iroh" is the reference for ratios.
     unary: Vec<(String, Row)>,
+    /// The same TaskManager service served by an aster-rs node and by the Python reference.
+    taskmanager: Vec<(String, Row)>,
     /// One-stream message rates: (path, msgs/s).
     streams: Vec<(String, f64)>,
 }
@@ -84,6 +91,11 @@ async fn run() -> Result<()> {
     } else {
         None
     };
+    let tonic = if only.has("tonic") {
+        Some((grpc::GrpcSetup::start(false).await?, grpc::GrpcSetup::start(true).await?))
+    } else {
+        None
+    };
     let mut paths: Vec<(String, Caller)> = Vec::new();
     if let Some(r) = &raw {
         paths.push(("raw iroh (new stream per call)".into(), r.caller()));
@@ -98,6 +110,10 @@ async fn run() -> Result<()> {
             "aster unary native (direct dispatch, actor hop bypassed)".into(),
             aster_paths::unary_caller(&s.client, SerializationMode::Native),
         ));
+    }
+    if let Some((plain, tls)) = &tonic {
+        paths.push(("tonic gRPC, plaintext h2".into(), plain.caller()));
+        paths.push(("tonic gRPC, rustls TLS".into(), tls.caller()));
     }
     let mut measured: Vec<Vec<Row>> = vec![Vec::new(); paths.len()];
     let mut raw_stream = Vec::new();
@@ -143,6 +159,14 @@ async fn run() -> Result<()> {
     for s in [actor, direct].into_iter().flatten() {
         s.stop().await?;
     }
+    if let Some((plain, tls)) = tonic {
+        plain.stop().await?;
+        tls.stop().await?;
+    }
+
+    if only.has("python") {
+        python::bench(&c, &CONCURRENCY, &mut res.taskmanager).await?;
+    }
 
     print_tables(&res);
 
@@ -170,27 +194,30 @@ fn scale_factor() -> f64 {
     std::env::var("ASTER_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0)
 }
 
+/// A table of unary rows: latency, allocations and throughput at each level.
+fn print_rows(title: &str, rows: &[(String, Row)], levels: &[String]) {
+    if rows.is_empty() {
+        return;
+    }
+    println!();
+    println!("| {title} | seq p50 | seq p99 | seq calls/s | allocs/call (bytes) | {} |", levels.join(" | "));
+    println!("|---|---|---|---|---|{}", "---|".repeat(levels.len()));
+    for (name, r) in rows {
+        println!(
+            "| {name} | {:.0} µs | {:.0} µs | {} | {:.1} ({:.0} B) | {} |",
+            r.p50_us,
+            r.p99_us,
+            fmt_rate(r.seq_per_s),
+            r.allocs_per_call,
+            r.alloc_bytes_per_call,
+            r.conc_per_s.iter().map(|v| fmt_rate(*v)).collect::<Vec<_>>().join(" | ")
+        );
+    }
+}
+
 fn print_tables(res: &Results) {
     let levels = CONCURRENCY.iter().map(|n| format!("{n} in flight")).collect::<Vec<_>>();
-    if !res.unary.is_empty() {
-        println!();
-        println!(
-            "| unary, {MSG}-byte echo | seq p50 | seq p99 | seq calls/s | allocs/call (bytes) | {} |",
-            levels.join(" | ")
-        );
-        println!("|---|---|---|---|---|{}", "---|".repeat(levels.len()));
-        for (name, r) in &res.unary {
-            println!(
-                "| {name} | {:.0} µs | {:.0} µs | {} | {:.1} ({:.0} B) | {} |",
-                r.p50_us,
-                r.p99_us,
-                fmt_rate(r.seq_per_s),
-                r.allocs_per_call,
-                r.alloc_bytes_per_call,
-                r.conc_per_s.iter().map(|v| fmt_rate(*v)).collect::<Vec<_>>().join(" | ")
-            );
-        }
-    }
+    print_rows(&format!("unary, {MSG}-byte echo"), &res.unary, &levels);
     if let Some(raw) = res.row("raw iroh") {
         println!();
         println!("| ratio vs raw iroh | seq p50 (×, lower is better) | {} (×, higher is better) |", levels.join(" | "));
@@ -227,6 +254,8 @@ fn print_tables(res: &Results) {
                 .join(" | ")
         );
     }
+    print_rows("TaskManager.assign_task (XLANG, admission first)", &res.taskmanager, &levels);
+    python::print_ratios(&res.taskmanager, &CONCURRENCY);
     if !res.streams.is_empty() {
         let raw = res.streams.iter().find(|(n, _)| n.starts_with("raw iroh")).map(|(_, v)| *v);
         println!();
