@@ -10,8 +10,8 @@ use std::task::{Context, Poll};
 
 use aster_runtime::Status;
 use aster_runtime::codec::{Message, PayloadCodec};
-use aster_runtime::wire::{Frame, encode_frame, limits};
-use bytes::{Bytes, BytesMut};
+use aster_runtime::wire::{Frame, limits};
+use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -123,13 +123,23 @@ impl<T: Message> ServerSink<T> {
 
     /// Sends one response to the caller.
     pub async fn send(&mut self, item: T) -> Result<(), Status> {
-        let (flags, payload) = self.codec.encode(&item)?;
-        let mut buf = BytesMut::with_capacity(payload.len() + 5);
-        encode_frame(flags, &payload, &mut buf).map_err(|e| e.to_status())?;
+        let frame = self.codec.encode_frame(&item)?;
+        if self.cancel.is_cancelled() {
+            return Err(Status::cancelled("call was cancelled"));
+        }
+        // Room in the channel (the usual case): no waiting, nothing to register.
+        let frame = match self.tx.try_send(frame) {
+            Ok(()) => {
+                self.sent += 1;
+                return Ok(());
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Status::cancelled("call has ended")),
+            Err(mpsc::error::TrySendError::Full(frame)) => frame,
+        };
         tokio::select! {
             biased;
             _ = self.cancel.cancelled() => Err(Status::cancelled("call was cancelled")),
-            r = self.tx.send(buf.freeze()) => {
+            r = self.tx.send(frame) => {
                 r.map_err(|_| Status::cancelled("call has ended"))?;
                 self.sent += 1;
                 Ok(())

@@ -47,6 +47,8 @@
 
 use std::fmt;
 
+use bytes::Bytes;
+
 /// Fory xlang type ids (pyfory 0.16 `pyfory.types.TypeId`).
 pub mod type_id {
     /// Unknown / polymorphic.
@@ -432,18 +434,20 @@ impl MetaStringEncoding {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct MetaString {
     encoding: MetaStringEncoding,
-    bytes: Vec<u8>,
+    /// Shared, so that a clone (a writer remembering what it wrote, a reader what it read)
+    /// costs no allocation.
+    bytes: Bytes,
 }
 
 impl MetaString {
     /// The empty meta string (UTF-8, no bytes).
     pub fn empty() -> MetaString {
-        MetaString { encoding: MetaStringEncoding::Utf8, bytes: Vec::new() }
+        MetaString { encoding: MetaStringEncoding::Utf8, bytes: Bytes::new() }
     }
 
     /// A meta string from its wire parts (no validation; [`MetaString::decode`] checks).
     pub fn from_parts(encoding: MetaStringEncoding, bytes: Vec<u8>) -> MetaString {
-        MetaString { encoding, bytes }
+        MetaString { encoding, bytes: Bytes::from(bytes) }
     }
 
     /// Encodes `s` choosing the encoding the way pyfory 0.16's `MetaStringEncoder` does
@@ -491,7 +495,7 @@ impl MetaString {
         }
         let values: Vec<u8> = match encoding {
             MetaStringEncoding::Utf8 => {
-                return Ok(MetaString { encoding, bytes: s.as_bytes().to_vec() });
+                return Ok(MetaString { encoding, bytes: Bytes::copy_from_slice(s.as_bytes()) });
             }
             MetaStringEncoding::LowerSpecial => s.chars().map(lower_special_value).collect::<Result<_, _>>()?,
             MetaStringEncoding::FirstToLowerSpecial if !s.starts_with(|c: char| c.is_ascii_uppercase()) => {
@@ -521,7 +525,7 @@ impl MetaString {
             }
         };
         let bits = if encoding == MetaStringEncoding::LowerUpperDigitSpecial { 6 } else { 5 };
-        Ok(MetaString { encoding, bytes: pack_bits(&values, bits) })
+        Ok(MetaString { encoding, bytes: Bytes::from(pack_bits(&values, bits)) })
     }
 
     /// The encoding.
@@ -545,9 +549,8 @@ impl MetaString {
             return Ok(String::new());
         }
         match self.encoding {
-            MetaStringEncoding::Utf8 => {
-                String::from_utf8(self.bytes.clone()).map_err(|_| XlangError::InvalidMetaString("invalid UTF-8".into()))
-            }
+            MetaStringEncoding::Utf8 => String::from_utf8(self.bytes.to_vec())
+                .map_err(|_| XlangError::InvalidMetaString("invalid UTF-8".into())),
             MetaStringEncoding::LowerSpecial => {
                 unpack_bits(&self.bytes, 5)?.into_iter().map(lower_special_char).collect()
             }
@@ -1383,10 +1386,33 @@ impl<'a> XlangReader<'a> {
             };
             let encoding = MetaStringEncoding::from_u8(enc_byte)
                 .ok_or_else(|| XlangError::InvalidMetaString(format!("unknown meta string encoding {enc_byte}")))?;
-            MetaString { encoding, bytes: self.read_bytes(len)?.to_vec() }
+            MetaString { encoding, bytes: Bytes::copy_from_slice(self.read_bytes(len)?) }
         };
         self.meta_strings.push(ms.clone());
         Ok(ms)
+    }
+
+    /// [`read_meta_string`](Self::read_meta_string) for a position where `expected` is the
+    /// likely value: when the bytes are exactly `expected`'s encoding, it is recorded and
+    /// returned without allocating (a shared clone); anything else is read in full.
+    pub fn read_meta_string_expecting(&mut self, expected: &MetaString) -> Result<MetaString, XlangError> {
+        let start = self.pos;
+        let header = self.read_var_u32()?;
+        let len = (header >> 1) as usize;
+        let body = self.pos;
+        let matches = header & 1 == 0
+            && len == expected.bytes.len()
+            && len > 0
+            && len <= SMALL_META_STRING_THRESHOLD
+            && self.buf.get(body) == Some(&expected.encoding.as_u8())
+            && self.buf.get(body + 1..body + 1 + len) == Some(&expected.bytes[..]);
+        if matches {
+            self.pos = body + 1 + len;
+            self.meta_strings.push(expected.clone());
+            return Ok(expected.clone());
+        }
+        self.pos = start;
+        self.read_meta_string()
     }
 
     /// Type info of a name-registered type: the type id and the two meta strings.
@@ -1400,8 +1426,8 @@ impl<'a> XlangReader<'a> {
     /// Reads `NAMED_STRUCT` type info and the struct hash and checks both against `t`.
     pub fn expect_struct_type_and_hash(&mut self, t: &NamedStructType) -> Result<(), XlangError> {
         self.expect_type_id(type_id::NAMED_STRUCT)?;
-        let ns = self.read_meta_string()?;
-        let tn = self.read_meta_string()?;
+        let ns = self.read_meta_string_expecting(&t.namespace_meta)?;
+        let tn = self.read_meta_string_expecting(&t.typename_meta)?;
         let same = (ns == t.namespace_meta && tn == t.typename_meta)
             || (ns.decode_namespace()? == t.namespace && tn.decode_typename()? == t.typename);
         if !same {
@@ -1652,6 +1678,27 @@ mod tests {
             assert_eq!(r.read_var_i64().unwrap(), x);
         }
         r.expect_end().unwrap();
+    }
+
+    #[test]
+    fn reading_an_expected_meta_string_matches_a_full_read() {
+        let ns = MetaString::encode_namespace("aster").unwrap();
+        let other = MetaString::encode_namespace("other.ns").unwrap();
+        let mut w = XlangWriter::new();
+        let id = w.write_meta_string_full(&ns);
+        w.write_meta_string_ref(id);
+        w.write_meta_string_full(&other);
+        let bytes = w.into_bytes();
+        let mut r = XlangReader::new(&bytes);
+        // Exactly the expected bytes: taken as they are, and recorded for back-references.
+        assert_eq!(r.read_meta_string_expecting(&ns).unwrap(), ns);
+        assert_eq!(r.read_meta_string_expecting(&other).unwrap(), ns, "a back-reference resolves");
+        // Something else where `ns` was expected: read in full, whatever it is.
+        assert_eq!(r.read_meta_string_expecting(&ns).unwrap(), other);
+        r.expect_end().unwrap();
+        // Truncated input is an error, not a match.
+        let mut short = XlangReader::new(&bytes[..3]);
+        assert!(short.read_meta_string_expecting(&ns).is_err());
     }
 
     #[test]
