@@ -77,6 +77,14 @@ fn frames(c: &mut Criterion) {
                 black_box(dec.decode(&mut src).unwrap().unwrap());
             })
         });
+        // What `FrameReader` does with a frame that arrived whole in one QUIC chunk: a slice.
+        g.bench_function(format!("decode_shared/{size}B"), |b| {
+            let mut dec = FrameDecoder::new();
+            b.iter(|| {
+                let mut src = encoded.clone();
+                black_box(dec.decode_shared(&mut src).unwrap().unwrap());
+            })
+        });
     }
     g.finish();
 }
@@ -119,6 +127,10 @@ fn payload_codecs(c: &mut Criterion) {
         g.bench_function(format!("encode/{mode}"), |b| b.iter(|| black_box(codec.encode(black_box(&msg)).unwrap())));
         g.bench_function(format!("decode/{mode}"), |b| {
             b.iter(|| black_box(codec.decode::<Record>(fl, black_box(&bytes)).unwrap()))
+        });
+        // A streamed response: payload and frame header built in one buffer.
+        g.bench_function(format!("encode_frame/{mode}"), |b| {
+            b.iter(|| black_box(codec.encode_frame(black_box(&msg)).unwrap()))
         });
     }
     g.finish();
