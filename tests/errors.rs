@@ -379,6 +379,42 @@ async fn stalled_exchange(channel: &Channel, bytes: &[u8]) -> Vec<aster::runtime
     frames
 }
 
+/// A unary call whose bytes arrive in pieces (HEADER, then the request, then the end of input,
+/// each written separately) is answered as one written in one go: whichever of the fast path
+/// and the stream's own task serves it, the answer is the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unary_call_written_in_pieces_is_answered() {
+    let fx = ProbeFixture::start(AsterNode::builder()).await;
+    let codec = PayloadCodec::new(SerializationMode::Native);
+    let h = header(PROBE, 1, "echo", SerializationMode::Native);
+    let (f, p) = codec.encode(&Msg::new("pieces", 3)).unwrap();
+    for split in [false, true] {
+        let stream =
+            guard("open", aster::runtime::transport::FramedStream::open(fx.channel.connection())).await.unwrap();
+        let (mut reader, mut writer) = stream.split();
+        writer.push_encoded(&header_frame(&h));
+        guard("write header", writer.flush()).await.unwrap();
+        if split {
+            // Gives the server every chance to see the HEADER alone (nothing depends on it).
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        writer.push_encoded(&frame_bytes(f, &p));
+        guard("write request", writer.flush()).await.unwrap();
+        if split {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        guard("finish", writer.finish()).await.unwrap();
+        let mut frames = Vec::new();
+        while let Ok(Some(fr)) = guard("read", reader.next()).await {
+            frames.push(fr);
+        }
+        assert_eq!(trailer_status(&frames).code(), Code::Ok, "split={split}");
+        let resp: Msg = codec.decode(frames[0].flags, &frames[0].payload).unwrap();
+        assert_eq!(resp, Msg::new("pieces", 3), "split={split}");
+    }
+    fx.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quiet_streams_are_timed_out_instead_of_held() {
     let fx = ProbeFixture::start(AsterNode::builder().frame_read_timeout(Duration::from_millis(200))).await;

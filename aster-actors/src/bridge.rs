@@ -320,7 +320,7 @@ pub(crate) fn accept_stream(
         }
     };
     let request = match reader.next().now_or_never() {
-        Some(Ok(Some(f))) if is_data(&f) => f,
+        Some(Ok(Some(f))) if fast_path_request(&f) => f,
         // Not arrived yet: the task waits for it. Anything else it answers.
         pending => {
             let read = pending.and_then(|r| r.ok()).flatten();
@@ -364,6 +364,16 @@ pub(crate) fn accept_stream(
     let raw = RawCall { ctx, codec, request: Some(request), inbound: None, outbound: None };
     let tail = tail_of(cancel, enforce_at, writer);
     host.call_now(idx, raw, tail);
+}
+
+/// The largest request payload the fast path decodes in the accept loop.
+const FAST_PATH_MAX_REQUEST: usize = 16 * 1024;
+
+/// Whether `f` is a request the accept loop may decode itself: a data frame, small and not
+/// compressed. A large or compressed request is decoded in a task of its own, so the accept loop
+/// never stalls the connection's other streams on a multi-megabyte decode.
+fn fast_path_request(f: &Frame) -> bool {
+    is_data(f) && !f.has(flags::COMPRESSED) && f.payload.len() <= FAST_PATH_MAX_REQUEST
 }
 
 /// The task of a stream that could not take the fast path, from its first frame on.

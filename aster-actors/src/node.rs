@@ -743,8 +743,8 @@ pub enum UnaryDispatch {
     /// production.
     #[default]
     Actor,
-    /// **Ablation for benchmarks**: the handler runs inside the call's own stream task, with
-    /// no worker actor, no mailbox and no pool. A panic still fails only its call (INTERNAL),
+    /// **Ablation for benchmarks**: the handler runs in a task of its own (or in the call's
+    /// stream task), with no worker actor, no mailbox and no pool. A panic still fails only its call (INTERNAL),
     /// but nothing is restarted or counted against the restart intensity, and concurrency is
     /// bounded only by the connection's stream limit. It exists to measure what the actor
     /// layer costs (`benches/side_by_side`); streaming calls and sessions still use actors.
