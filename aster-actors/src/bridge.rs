@@ -13,6 +13,7 @@
 //! streams the per-call steps run for every CALL (a refused call answers with its trailer and
 //! the session continues).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -31,7 +32,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::authorize::CallAuthorizer;
-use crate::context::{CallContext, CallContextParts};
+use crate::context::{CallContext, CallInfo};
 use crate::host::{ServiceHost, SessionLink};
 use crate::io::{CHANNEL_CAPACITY, Inbound};
 use crate::node::InflightGuard;
@@ -100,8 +101,11 @@ fn now_epoch_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-fn trailer(status: &Status, json: bool) -> Vec<u8> {
-    RpcStatus::from(status).encode(json)
+fn trailer(status: &Status, json: bool) -> Cow<'static, [u8]> {
+    if status.code() == aster_runtime::Code::Ok && status.message().is_empty() && status.details().is_empty() {
+        return Cow::Borrowed(RpcStatus::ok_bytes(json));
+    }
+    Cow::Owned(RpcStatus::from(status).encode(json))
 }
 
 async fn write_trailer_and_finish(env: &BridgeEnv, writer: &mut FrameWriter, status: &Status, json: bool) {
@@ -256,10 +260,10 @@ fn prepare_call(env: &BridgeEnv, host: &dyn ServiceHost, req: CallRequest<'_>) -
     }
     let (enforce_at, caller) = effective_deadline(deadline_ms, method.timeout, &env.config)?;
     let cancel = env.hard_stop.child_token();
-    let ctx = CallContext::new(
-        CallContextParts {
-            service: desc.name.to_string(),
-            method: method.name.to_string(),
+    let ctx = CallContext::from_info(
+        CallInfo {
+            service: Cow::Borrowed(desc.name),
+            method: Cow::Borrowed(method.name),
             call_id: call_id.to_string(),
             session_id: session_id.map(str::to_string),
             peer,

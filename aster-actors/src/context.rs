@@ -1,5 +1,6 @@
 //! [`CallContext`]: what a handler knows about the call it is serving.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,17 +20,19 @@ pub struct CallContext {
     cancel: CancellationToken,
 }
 
+/// What a [`CallContext`] shares between its clones. The runtime builds it directly, with the
+/// descriptors' `'static` service and method names (no allocation per call for them).
 #[derive(Debug)]
-struct CallInfo {
-    service: String,
-    method: String,
-    call_id: String,
-    session_id: Option<String>,
-    peer: EndpointId,
-    deadline: Option<Instant>,
-    deadline_epoch_ms: i64,
-    metadata: Vec<(String, String)>,
-    attributes: Vec<(String, String)>,
+pub(crate) struct CallInfo {
+    pub(crate) service: Cow<'static, str>,
+    pub(crate) method: Cow<'static, str>,
+    pub(crate) call_id: String,
+    pub(crate) session_id: Option<String>,
+    pub(crate) peer: EndpointId,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) deadline_epoch_ms: i64,
+    pub(crate) metadata: Vec<(String, String)>,
+    pub(crate) attributes: Vec<(String, String)>,
 }
 
 /// Builder-style constructor arguments for a [`CallContext`] (used by the runtime and tests).
@@ -60,8 +63,8 @@ impl CallContext {
     pub fn new(parts: CallContextParts, cancel: CancellationToken) -> Self {
         CallContext {
             inner: Arc::new(CallInfo {
-                service: parts.service,
-                method: parts.method,
+                service: Cow::Owned(parts.service),
+                method: Cow::Owned(parts.method),
                 call_id: parts.call_id,
                 session_id: parts.session_id,
                 peer: parts.peer,
@@ -72,6 +75,11 @@ impl CallContext {
             }),
             cancel,
         }
+    }
+
+    /// The runtime's constructor (see [`CallInfo`]).
+    pub(crate) fn from_info(info: CallInfo, cancel: CancellationToken) -> Self {
+        CallContext { inner: Arc::new(info), cancel }
     }
 
     /// The service name.

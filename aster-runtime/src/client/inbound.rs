@@ -27,7 +27,7 @@ pub(crate) enum Inbound {
 /// stream's encoding; a trailer the server wrote before it could decode the header is XLANG
 /// even on a JSON stream, so the other encoding is tried before reporting a malformed trailer.
 pub(crate) fn decode_trailer(payload: &[u8], json: bool) -> Status {
-    if payload.is_empty() {
+    if payload.is_empty() || payload == RpcStatus::ok_bytes(json) {
         return Status::ok();
     }
     match RpcStatus::decode(payload, json) {

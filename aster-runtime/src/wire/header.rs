@@ -161,10 +161,19 @@ pub struct RpcStatus {
     pub detail_values: Vec<String>,
 }
 
+/// The encoded OK trailer in JSON and in XLANG (the same bytes for every call).
+static OK_TRAILER: LazyLock<[Vec<u8>; 2]> =
+    LazyLock::new(|| [RpcStatus::ok().encode(true), RpcStatus::ok().encode(false)]);
+
 impl RpcStatus {
     /// The OK trailer (`code 0`, empty message and details).
     pub fn ok() -> RpcStatus {
         RpcStatus::default()
+    }
+
+    /// The encoded OK trailer (`RpcStatus::ok().encode(json)`), computed once.
+    pub fn ok_bytes(json: bool) -> &'static [u8] {
+        &OK_TRAILER[usize::from(!json)]
     }
 
     /// The status this trailer carries. Receipt limits apply: the message is truncated to
@@ -1023,4 +1032,15 @@ mod tests {
         let e = RpcStatus::from_json(b"[1]").unwrap_err();
         assert_eq!(e.to_string(), "invalid JSON RpcStatus: expected an object, found an array");
     }
+
+    #[test]
+    fn ok_trailer_bytes_are_the_ok_encoding() {
+        for json in [true, false] {
+            assert_eq!(RpcStatus::ok_bytes(json), &RpcStatus::ok().encode(json)[..]);
+            let back = RpcStatus::decode(RpcStatus::ok_bytes(json), json).unwrap();
+            assert_eq!(back, RpcStatus::ok());
+        }
+        assert_ne!(RpcStatus::ok_bytes(true), RpcStatus::ok_bytes(false));
+    }
+
 }
