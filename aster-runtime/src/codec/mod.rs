@@ -131,28 +131,42 @@ impl PayloadCodec {
 
     /// Encodes `msg` in this codec's mode; returns the frame flags and the payload.
     pub fn encode<M: Message>(&self, msg: &M) -> Result<(u8, Bytes), Status> {
-        let mut buf = Vec::with_capacity(128);
-        msg.encode_payload(self.mode, &mut buf)?;
-        Ok(self.encode_raw(buf))
+        with_scratch(|buf| {
+            msg.encode_payload(self.mode, buf)?;
+            if self.should_compress(buf.len())
+                && let Ok(packed) = compress::compress(buf)
+            {
+                return Ok((COMPRESSED, Bytes::from(packed)));
+            }
+            Ok((0, Bytes::copy_from_slice(buf)))
+        })
     }
 
     /// Encodes `msg` as one complete data frame (length prefix, flags, payload; compressed
     /// when the codec would), built in a single buffer: what a streaming sender queues.
     pub fn encode_frame<M: Message>(&self, msg: &M) -> Result<Bytes, Status> {
         const PREFIX: usize = 5;
-        let mut buf = Vec::with_capacity(128);
-        buf.extend_from_slice(&[0; PREFIX]);
-        msg.encode_payload(self.mode, &mut buf)?;
-        if self.should_compress(buf.len() - PREFIX) {
-            let (flags, payload) = self.encode_raw(buf.split_off(PREFIX));
-            let mut frame = bytes::BytesMut::with_capacity(PREFIX + payload.len());
-            crate::wire::encode_frame(flags, &payload, &mut frame).map_err(|e| e.to_status())?;
-            return Ok(frame.freeze());
-        }
-        let len = u32::try_from(buf.len() - PREFIX + 1).unwrap_or(u32::MAX);
-        crate::wire::frame::check_length(len, crate::wire::limits::MAX_FRAME_SIZE).map_err(|e| e.to_status())?;
-        buf[..4].copy_from_slice(&len.to_le_bytes());
-        Ok(Bytes::from(buf))
+        with_scratch(|buf| {
+            buf.extend_from_slice(&[0; PREFIX]);
+            msg.encode_payload(self.mode, buf)?;
+            let mut flags = 0;
+            let packed = if self.should_compress(buf.len() - PREFIX) {
+                compress::compress(&buf[PREFIX..]).ok()
+            } else {
+                None
+            };
+            let payload_len = packed.as_ref().map_or(buf.len() - PREFIX, Vec::len);
+            let len = u32::try_from(payload_len + 1).unwrap_or(u32::MAX);
+            crate::wire::frame::check_length(len, crate::wire::limits::MAX_FRAME_SIZE).map_err(|e| e.to_status())?;
+            if let Some(packed) = packed {
+                flags = COMPRESSED;
+                buf.truncate(PREFIX);
+                buf.extend_from_slice(&packed);
+            }
+            buf[..4].copy_from_slice(&len.to_le_bytes());
+            buf[4] = flags;
+            Ok(Bytes::copy_from_slice(buf))
+        })
     }
 
     /// Wraps an already encoded payload: compresses it when the codec would and returns the
@@ -189,6 +203,31 @@ impl PayloadCodec {
             Ok(payload)
         }
     }
+}
+
+thread_local! {
+    /// Per-thread scratch space payloads are encoded into, then copied out at their exact size:
+    /// one allocation per message instead of a growing buffer plus a shared-bytes header.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The scratch buffer larger than which a thread does not keep it between messages.
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+/// Runs `f` with an empty scratch buffer (this thread's, or a fresh one if it is in use).
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            let r = f(&mut buf);
+            if buf.capacity() > SCRATCH_KEEP {
+                *buf = Vec::new();
+            }
+            r
+        }
+        // Re-entered (an encoder that encodes another message itself): a buffer of its own.
+        Err(_) => f(&mut Vec::new()),
+    })
 }
 
 /// Support code for [`impl_message!`](crate::impl_message); not a stable API.

@@ -140,6 +140,11 @@ impl FrameReader {
     }
 }
 
+/// Length prefix and flags byte of a frame.
+const FRAME_OVERHEAD: usize = 5;
+/// Extra room reserved with the first frame of a write (see [`FrameWriter::push`]).
+const PUSH_SLACK: usize = 128;
+
 /// The write half of a framed stream. Frames are encoded into a reusable buffer and written
 /// in as few QUIC writes as possible.
 ///
@@ -167,6 +172,11 @@ impl FrameWriter {
 
     /// Appends a frame to the pending buffer without writing it.
     pub fn push(&mut self, flags: u8, payload: &[u8]) -> Result<(), Status> {
+        if self.buf.is_empty() {
+            // The first frame of a write: leave room for a small frame after it (a trailer, or
+            // a unary call's request after its HEADER) so the pair costs one allocation.
+            self.buf.reserve(FRAME_OVERHEAD + payload.len() + PUSH_SLACK);
+        }
         encode_frame(flags, payload, &mut self.buf).map_err(|e| e.to_status())
     }
 
