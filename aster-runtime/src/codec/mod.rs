@@ -150,11 +150,8 @@ impl PayloadCodec {
             buf.extend_from_slice(&[0; PREFIX]);
             msg.encode_payload(self.mode, buf)?;
             let mut flags = 0;
-            let packed = if self.should_compress(buf.len() - PREFIX) {
-                compress::compress(&buf[PREFIX..]).ok()
-            } else {
-                None
-            };
+            let packed =
+                if self.should_compress(buf.len() - PREFIX) { compress::compress(&buf[PREFIX..]).ok() } else { None };
             let payload_len = packed.as_ref().map_or(buf.len() - PREFIX, Vec::len);
             let len = u32::try_from(payload_len + 1).unwrap_or(u32::MAX);
             crate::wire::frame::check_length(len, crate::wire::limits::MAX_FRAME_SIZE).map_err(|e| e.to_status())?;

@@ -1042,5 +1042,4 @@ mod tests {
         }
         assert_ne!(RpcStatus::ok_bytes(true), RpcStatus::ok_bytes(false));
     }
-
 }

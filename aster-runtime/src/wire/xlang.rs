@@ -832,7 +832,45 @@ pub struct XlangWriter {
     next_meta_id: u32,
     empty_meta_id: Option<u32>,
     /// Types whose type info was written in full: (namespace, typename) → (ns id, name id).
-    written_types: Vec<(MetaString, MetaString, u32, u32)>,
+    written_types: Few<(MetaString, MetaString, u32, u32)>,
+}
+
+/// A short list kept inline (most messages write one or two type names; a list allocation per
+/// message would be the most frequent allocation of a header or trailer).
+#[derive(Clone, Debug)]
+struct Few<T> {
+    inline: [Option<T>; 2],
+    spill: Vec<T>,
+}
+
+impl<T> Default for Few<T> {
+    fn default() -> Self {
+        Few { inline: [None, None], spill: Vec::new() }
+    }
+}
+
+impl<T> Few<T> {
+    fn push(&mut self, v: T) {
+        match self.inline.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => *slot = Some(v),
+            None => self.spill.push(v),
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<&T> {
+        match self.inline.get(i) {
+            Some(slot) => slot.as_ref(),
+            None => self.spill.get(i - self.inline.len()),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.inline.iter().flatten().count() + self.spill.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.inline.iter().flatten().chain(self.spill.iter())
+    }
 }
 
 impl XlangWriter {
@@ -1060,9 +1098,12 @@ impl XlangWriter {
     /// with pyfory's back-references (one id pair per type; the empty namespace shared).
     pub fn write_named_type_info(&mut self, type_id: u8, namespace: &MetaString, typename: &MetaString) {
         self.write_type_id(type_id);
-        if let Some(&(_, _, ns_id, tn_id)) =
-            self.written_types.iter().find(|(ns, tn, _, _)| ns == namespace && tn == typename)
-        {
+        let written = self
+            .written_types
+            .iter()
+            .find(|(ns, tn, _, _)| ns == namespace && tn == typename)
+            .map(|&(_, _, n, t)| (n, t));
+        if let Some((ns_id, tn_id)) = written {
             self.write_meta_string_ref(ns_id);
             self.write_meta_string_ref(tn_id);
             return;
@@ -1100,13 +1141,13 @@ impl XlangWriter {
 pub struct XlangReader<'a> {
     buf: &'a [u8],
     pos: usize,
-    meta_strings: Vec<MetaString>,
+    meta_strings: Few<MetaString>,
 }
 
 impl<'a> XlangReader<'a> {
     /// A reader at the start of `buf`.
     pub fn new(buf: &'a [u8]) -> XlangReader<'a> {
-        XlangReader { buf, pos: 0, meta_strings: Vec::new() }
+        XlangReader { buf, pos: 0, meta_strings: Few::default() }
     }
 
     /// Current offset.
@@ -1678,6 +1719,21 @@ mod tests {
             assert_eq!(r.read_var_i64().unwrap(), x);
         }
         r.expect_end().unwrap();
+    }
+
+    #[test]
+    fn few_keeps_order_past_its_inline_slots() {
+        let mut few = Few::default();
+        assert_eq!((few.len(), few.get(0)), (0, None));
+        for i in 0..5u32 {
+            few.push(i);
+        }
+        assert_eq!(few.len(), 5);
+        assert_eq!(few.iter().copied().collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+        assert_eq!(
+            (few.get(0), few.get(1), few.get(2), few.get(4), few.get(5)),
+            (Some(&0), Some(&1), Some(&2), Some(&4), None)
+        );
     }
 
     #[test]
