@@ -274,7 +274,7 @@ async fn wait_for_worker<M: Send + 'static>(pool: Arc<WorkerPool<ServiceRef<M>>>
                 Err(ractor::MessagingErr::SendErr(back)) => env = back,
                 Err(_) => return,
             },
-            // Dropping the envelope makes its tail answer (UNAVAILABLE, or CANCELLED).
+            // Dropping the envelope makes its tail answer UNAVAILABLE.
             Waited::Stopped => return,
             Waited::Deadline => {
                 if let Some((tail, _)) = env.tail.take() {
