@@ -138,7 +138,7 @@ impl PayloadCodec {
             {
                 return Ok((COMPRESSED, Bytes::from(packed)));
             }
-            Ok((0, Bytes::copy_from_slice(buf)))
+            Ok((0, take_or_copy(buf)))
         })
     }
 
@@ -162,7 +162,7 @@ impl PayloadCodec {
             }
             buf[..4].copy_from_slice(&len.to_le_bytes());
             buf[4] = flags;
-            Ok(Bytes::copy_from_slice(buf))
+            Ok(take_or_copy(buf))
         })
     }
 
@@ -210,6 +210,12 @@ thread_local! {
 
 /// The scratch buffer larger than which a thread does not keep it between messages.
 const SCRATCH_KEEP: usize = 64 * 1024;
+
+/// The bytes of `buf`: copied out at their exact size when small (the scratch buffer is kept),
+/// taken without a copy when large (the thread would not keep such a buffer anyway).
+fn take_or_copy(buf: &mut Vec<u8>) -> Bytes {
+    if buf.capacity() > SCRATCH_KEEP { Bytes::from(std::mem::take(buf)) } else { Bytes::copy_from_slice(buf) }
+}
 
 /// Runs `f` with an empty scratch buffer (this thread's, or a fresh one if it is in use).
 fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
@@ -565,8 +571,8 @@ mod tests {
         // (impl_message! types have no XLANG codec; the derive's XLANG path is tested elsewhere.)
         for mode in [SerializationMode::Native, SerializationMode::Json] {
             let codec = PayloadCodec::new(mode);
-            // Small (plain) and large (compressed, except JSON) payloads.
-            for len in [10, 10_000] {
+            // Small (plain), large (compressed, except JSON) and larger than the kept scratch.
+            for len in [10, 10_000, 100_000] {
                 let msg = job(len);
                 let (flags, payload) = codec.encode(&msg).unwrap();
                 let mut expected = bytes::BytesMut::new();
