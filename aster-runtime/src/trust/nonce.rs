@@ -321,7 +321,16 @@ impl NonceStore for FileNonceStore {
             // the lock is released (a duplicate record is harmless).
             let mut entries = self.set.snapshot();
             entries.sort_unstable();
-            *log = Some(Self::rewrite(&self.path, &entries)?);
+            // Whatever step failed, the handle may now point at an unlinked file (the rename
+            // may have happened): appends there would be lost on restart, so the store fails
+            // closed from here on.
+            match Self::rewrite(&self.path, &entries) {
+                Ok(f) => *log = Some(f),
+                Err(e) => {
+                    *log = None;
+                    return Err(e);
+                }
+            }
         }
         Ok(removed)
     }
@@ -406,6 +415,21 @@ mod tests {
         drop(s);
         let s = FileNonceStore::open(&p).unwrap();
         assert_eq!(s.len(), 2);
+        drop(s);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn file_store_fails_closed_when_a_prune_cannot_rewrite() {
+        let d = tmpdir("prune-fail");
+        let p = d.join("n.log");
+        let s = FileNonceStore::open(&p).unwrap();
+        assert!(s.consume([1; 32], 10).unwrap());
+        assert!(s.consume([2; 32], u64::MAX / 2).unwrap());
+        // The rewrite's temporary file cannot be created (a directory is in the way).
+        fs::create_dir(d.join("n.log.tmp")).unwrap();
+        assert!(s.prune(u64::MAX / 4).is_err());
+        assert!(matches!(s.consume([3; 32], 99), Err(StoreError::Failed(_))), "no claim is accepted unlogged");
         drop(s);
         fs::remove_dir_all(&d).unwrap();
     }
