@@ -300,3 +300,13 @@ async fn forged_and_replayed_envelopes_are_dropped() {
     shutdown(a).await;
     shutdown(b).await;
 }
+
+/// The mesh topic derives from the mesh's root: a node configured with a different producer
+/// admission root is refused at spawn instead of silently moving the mesh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_and_producer_admission_must_share_a_root() {
+    let (a, b) = (SecretKey::generate(), SecretKey::generate());
+    let builder = AsterNode::builder().producer_mesh(ProducerMesh::new(a.public_key(), vec![7u8; 32]));
+    let err = builder.producer_admission(b.public_key()).spawn().await.err().map(|s| s.code());
+    assert_eq!(err, Some(Code::InvalidArgument));
+}

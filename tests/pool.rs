@@ -111,3 +111,65 @@ async fn held_worker_does_not_block_streams() {
     assert_eq!(guard("held call", held).await.unwrap().unwrap(), Msg::new("gate held", 0));
     fx.stop().await;
 }
+
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, fory::ForyStruct, AsterType)]
+#[serde(default)]
+#[aster(tag = "pooltest/Fill")]
+pub struct Fill {
+    pub len: i64,
+    pub data: Vec<u8>,
+}
+
+#[aster::service(name = "Filler", version = 1)]
+pub trait FillerHandler {
+    #[unary]
+    async fn fill(&self, ctx: CallContext, req: Fill) -> Result<Fill, Status>;
+}
+
+struct Filler;
+
+impl FillerHandler for Filler {
+    /// `len` bytes that do not compress (so the answer really is that large on the wire).
+    async fn fill(&self, _ctx: CallContext, req: Fill) -> Result<Fill, Status> {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let data = (0..req.len.max(0))
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        Ok(Fill { len: req.len, data })
+    }
+}
+
+/// A caller that asks for a large answer, grants little flow-control credit and never reads
+/// does not keep the (only) worker busy: the next call is served. (With noq's defaults the
+/// answer is accepted into the send buffer at once; should a write have to wait, `CallTail`
+/// finishes it outside the worker, bounded by the call's deadline.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_does_not_read_its_answer_does_not_hold_a_worker() {
+    let node = spawn(AsterNode::builder().pool_size(1).serve(FillerService(Filler))).await;
+    let (ep, channel) = connect(&node).await;
+    // The caller grants little flow-control credit, so the answer cannot leave the server.
+    channel.connection().set_receive_window(iroh::endpoint::VarInt::from_u32(64 * 1024));
+    // A raw call (HEADER + request + end of input in one write), never read.
+    let codec = aster::runtime::codec::PayloadCodec::new(SerializationMode::Native);
+    let mut bytes = header_frame(&header("Filler", 1, "fill", SerializationMode::Native));
+    let (f, p) = codec.encode(&Fill { len: 15 * 1024 * 1024, data: Vec::new() }).unwrap();
+    bytes.extend(frame_bytes(f, &p));
+    let stream =
+        guard("open raw stream", aster::runtime::transport::FramedStream::open(channel.connection())).await.unwrap();
+    let (unread, mut writer) = stream.split();
+    writer.push_encoded(&bytes);
+    guard("raw write", writer.finish()).await.unwrap();
+    // The next call needs the same worker; it is answered while the first answer is unread.
+    let client = FillerClient::new(channel.clone());
+    let small = guard("second call", client.fill(&Fill { len: 16, data: Vec::new() }, CallOptions::new())).await;
+    assert_eq!(small.unwrap().data.len(), 16);
+    drop(unread);
+    channel.close();
+    ep.close().await;
+    guard("shutdown", node.shutdown_with_grace(Duration::from_secs(5))).await.unwrap();
+}

@@ -31,7 +31,6 @@ use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 
 use crate::node::ServiceSummary;
-use crate::service::Scope;
 use crate::supervision::panic_message;
 use crate::trust::AdmittedPeers;
 
@@ -211,11 +210,7 @@ impl AdmissionArgs {
                 version: s.version,
                 contract_id: s.contract_id.clone().unwrap_or_default(),
                 channels: BTreeMap::from([(RPC_CHANNEL.to_owned(), rpc_b64.to_owned())]),
-                pattern: match s.scope {
-                    Scope::Shared => "shared",
-                    Scope::Session => "session",
-                }
-                .to_owned(),
+                pattern: s.scope.as_str().to_owned(),
                 serialization_modes: mode_strings(&s.serialization_modes),
             })
             .collect();
@@ -466,6 +461,7 @@ pub(crate) fn warn_open_gate(gate: &dyn AdmissionGate, services: &[ServiceSummar
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::service::Scope;
     use aster_runtime::SerializationMode;
 
     fn summaries() -> Vec<ServiceSummary> {

@@ -132,6 +132,29 @@ async fn finish_delivered(env: &BridgeEnv, writer: &mut FrameWriter) {
     }
 }
 
+/// How long an answer whose writing had to wait may take to be written: until the call's
+/// deadline, but at least [`ANSWER_WRITE_GRACE`] (an answer to a call that has just reached its
+/// deadline still gets its trailer out).
+fn answer_bound(deadline: tokio::time::Instant) -> tokio::time::Instant {
+    deadline.max(tokio::time::Instant::now() + ANSWER_WRITE_GRACE)
+}
+
+/// The least time the writing of an answer is given (see [`answer_bound`]).
+const ANSWER_WRITE_GRACE: Duration = Duration::from_secs(10);
+
+/// Writes what is queued on `writer` and finishes the stream ([`finish_delivered`]), bounded
+/// by `bound` and the node's hard stop; past either, the stream is reset (the caller sees the
+/// call fail instead of waiting for an answer that cannot be delivered).
+async fn deliver(env: &BridgeEnv, writer: &mut FrameWriter, bound: tokio::time::Instant) {
+    let delivered = tokio::select! {
+        r = tokio::time::timeout_at(bound, finish_delivered(env, writer)) => r.is_ok(),
+        _ = env.hard_stop.cancelled() => false,
+    };
+    if !delivered {
+        writer.reset();
+    }
+}
+
 /// Queues a call's response frame (if it has one); returns the status its trailer carries.
 fn push_outcome(writer: &mut FrameWriter, result: Result<Outcome, Status>) -> Status {
     match result {
@@ -184,10 +207,6 @@ struct Prepared {
     enforce_at: Instant,
 }
 
-/// The call gates, before anything of the request is decoded: metadata limits, the caller's
-/// admission and its attributes, Gate 3 (service-level ∧ method-level `requires` against the
-/// caller's `aster.role`; PERMISSION_DENIED), the deadline (DEADLINE_EXCEEDED), then Gate 2
-/// (the node's [`CallAuthorizer`], if any).
 /// One call as the header (or a session's CallHeader) describes it.
 struct CallRequest<'a> {
     method_idx: usize,
@@ -214,6 +233,10 @@ impl<'a> CallRequest<'a> {
     }
 }
 
+/// The call gates, before anything of the request is decoded: metadata limits, the caller's
+/// admission and its attributes, Gate 3 (service-level ∧ method-level `requires` against the
+/// caller's `aster.role`; PERMISSION_DENIED), the deadline (DEADLINE_EXCEEDED), then Gate 2
+/// (the node's [`CallAuthorizer`], if any).
 async fn admit_call(env: &BridgeEnv, host: &dyn ServiceHost, req: CallRequest<'_>) -> Result<Prepared, Status> {
     let prepared = prepare_call(env, host, req)?;
     if let Some(authorizer) = &env.authorizer {
@@ -227,7 +250,18 @@ async fn authorize(authorizer: &dyn CallAuthorizer, prepared: &Prepared) -> Resu
     // The call itself is inside the guarded future too: a hook may panic before it returns one.
     let verdict = AssertUnwindSafe(async { authorizer.authorize(&prepared.ctx).await }).catch_unwind();
     let deadline = tokio::time::Instant::from_std(prepared.enforce_at);
-    match tokio::time::timeout_at(deadline, verdict).await {
+    // A hook that hangs is abandoned at the node's hard stop too (the call's token is its child).
+    let bounded = async {
+        tokio::select! {
+            biased;
+            _ = prepared.cancel.cancelled() => None,
+            r = tokio::time::timeout_at(deadline, verdict) => Some(r),
+        }
+    };
+    let Some(outcome) = bounded.await else {
+        return Err(Status::unavailable("server is shutting down"));
+    };
+    match outcome {
         Ok(Ok(Ok(()))) => Ok(()),
         Ok(Ok(Err(s))) if s.code() == aster_runtime::Code::Ok => {
             Err(Status::permission_denied(format!("call refused by {}", authorizer.name())))
@@ -328,7 +362,7 @@ pub(crate) fn accept_stream(
         // Not arrived yet: the task waits for it. Anything else it answers.
         pending => {
             let read = pending.and_then(|r| r.ok()).flatten();
-            tokio::spawn(serve_call_task(env.clone(), host, idx, peer, header, read, reader, writer, guard));
+            tokio::spawn(serve_call_task(env.clone(), host, idx, peer, header, json, read, reader, writer, guard));
             return;
         }
     };
@@ -342,7 +376,18 @@ pub(crate) fn accept_stream(
         }
         // More input (ignored, as on the task path) or not yet the end: the task watches it.
         _ => {
-            tokio::spawn(serve_call_task(env.clone(), host, idx, peer, header, Some(request), reader, writer, guard));
+            tokio::spawn(serve_call_task(
+                env.clone(),
+                host,
+                idx,
+                peer,
+                header,
+                json,
+                Some(request),
+                reader,
+                writer,
+                guard,
+            ));
             return;
         }
     }
@@ -450,7 +495,7 @@ async fn serve_routed(
                 drop(guard);
             });
         }
-        Ok((host, Some(idx))) => serve_call_task(env, host, idx, peer, header, None, reader, writer, guard).await,
+        Ok((host, Some(idx))) => serve_call_task(env, host, idx, peer, header, json, None, reader, writer, guard).await,
         Err(status) => {
             write_trailer_and_finish(&env, &mut writer, &status, json).await;
             drop(guard);
@@ -466,12 +511,13 @@ async fn serve_call_task(
     idx: usize,
     peer: EndpointId,
     header: StreamHeader,
+    json: bool,
     read: Option<Frame>,
     reader: FrameReader,
     writer: FrameWriter,
     guard: InflightGuard,
 ) {
-    serve_call(&env, host, idx, peer, header, read, reader, writer).await;
+    serve_call(&env, host, idx, peer, header, json, read, reader, writer).await;
     drop(guard);
 }
 
@@ -522,14 +568,34 @@ impl CallTail {
         // The handler's token is cancelled whatever ended the call (as on the task path).
         cancel.cancel();
         let status = push_outcome(writer, result);
-        write_trailer_and_finish(&env, writer, &status, json).await;
-        self.writer = None;
+        if writer.push(flags::TRAILER, &trailer(&status, json)).is_err() {
+            writer.reset();
+            self.writer = None;
+            return;
+        }
+        // Usually the whole answer fits the stream's flow-control window and is handed to QUIC
+        // at once. Otherwise (a caller that does not read, a large answer) or while the node
+        // drains (delivery is then awaited), the rest is written by a task of its own: a caller
+        // must never be able to hold a pool worker by not reading.
+        if !env.draining.is_cancelled() && writer.finish().now_or_never().is_some() {
+            self.writer = None;
+            return;
+        }
+        if let Some(mut writer) = self.writer.take() {
+            let guard = self.guard.take();
+            tokio::spawn(async move {
+                deliver(&env, &mut writer, answer_bound(deadline)).await;
+                drop(guard);
+            });
+        }
     }
 
     /// Answers `status` without running a handler.
     pub(crate) async fn fail(mut self, status: Status) {
-        if let Some(mut writer) = self.writer.take() {
-            write_trailer_and_finish(&self.env, &mut writer, &status, self.json).await;
+        if let Some(mut writer) = self.writer.take()
+            && writer.push(flags::TRAILER, &trailer(&status, self.json)).is_ok()
+        {
+            deliver(&self.env, &mut writer, answer_bound(self.deadline)).await;
         }
     }
 
@@ -572,9 +638,12 @@ impl Drop for CallTail {
                 "the handler was stopped before the call finished (cancelled, or the service is restarting or stopping)",
             )
         };
+        let bound = answer_bound(self.deadline);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                write_trailer_and_finish(&env, &mut writer, &status, json).await;
+                if writer.push(flags::TRAILER, &trailer(&status, json)).is_ok() {
+                    deliver(&env, &mut writer, bound).await;
+                }
                 drop(guard);
             });
         }
@@ -765,11 +834,12 @@ async fn serve_call(
     idx: usize,
     peer: EndpointId,
     header: StreamHeader,
+    // Trailers in JSON (the header's mode, or a JSON-encoded header), as on every path.
+    json: bool,
     read: Option<Frame>,
     mut reader: FrameReader,
     mut writer: FrameWriter,
 ) {
-    let json = header.serialization_mode == SerializationMode::Json.as_i64();
     let desc = host.descriptor();
     let pattern = desc.methods[idx].pattern;
     let req = CallRequest::of_stream(&header, idx, peer);
@@ -990,7 +1060,12 @@ async fn serve_session(
         };
         let frame = match frame {
             Ok(Some(f)) => f,
-            Ok(None) | Err(_) => break,
+            Ok(None) => break,
+            // Malformed input (or a reset, where the trailer cannot arrive anyway): say why.
+            Err(s) => {
+                let _ = io.send_trailer(&s).await;
+                break;
+            }
         };
         if frame.has(flags::CANCEL) {
             // CANCEL with no call in flight is answered with a CANCELLED trailer.

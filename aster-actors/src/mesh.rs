@@ -44,6 +44,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::{broadcast, watch};
 
 use crate::node::ServiceSummary;
+use crate::trust::duration_ms;
 use crate::trust::{AdmittedPeers, SharedMesh};
 
 /// Default interval of the admitted-peers sweep.
@@ -756,10 +757,6 @@ impl MeshHandle {
         let actor = current(&self.epoch_actor, "credential-epoch actor").await?;
         ractor::call_t!(actor, |r| EpochMsg::Sweep(Some(r)), duration_ms(CALL_TIMEOUT)).map_err(unavailable)
     }
-}
-
-fn duration_ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The first 8 bytes of `bytes` as hex (for logs).

@@ -960,6 +960,15 @@ impl NodeBuilder {
     ///
     /// Fails with ALREADY_EXISTS when two services share a (name, version).
     pub async fn spawn(mut self) -> Result<AsterNode, Status> {
+        // Producer admission and the mesh must trust the same root (the mesh topic derives
+        // from it): a later `trusted`/`producer_admission` must not silently move the mesh.
+        if let (Some(mesh), Some(root)) = (&self.mesh, &self.producer_root)
+            && mesh.root != *root
+        {
+            return Err(Status::invalid_argument(
+                "the producer mesh and producer admission are configured with different root keys",
+            ));
+        }
         let settings = HostSettings {
             pool_size: self.pool_size,
             intensity: self.service_intensity,

@@ -92,7 +92,7 @@ pub struct MethodDescriptor {
     /// a 0.1.2 contract (the Python producer always leaves it out).
     pub requires: Option<CapabilityRequirement>,
     /// Per-method serialization modes (`serialization =` of a method), overriding the
-    /// service's list; `None` = the service's. Stored, not enforced by the bridge yet.
+    /// service's list; `None` = the service's. Enforced per call (and per session CALL).
     pub serialization: Option<Vec<SerializationMode>>,
 }
 

@@ -147,14 +147,9 @@ impl<S: SharedService> Actor for StreamActor<S> {
         env: Self::Msg,
         svc: &mut Arc<S>,
     ) -> Result<(), ActorProcessingErr> {
-        let Envelope { msg, fault, cancel, tail } = env;
-        match tail {
-            None => run_guarded(svc.dispatch(msg), cancel, fault).await?,
-            Some((tail, completion)) => {
-                let (ran, ()) = futures::join!(run_guarded(svc.dispatch(msg), cancel, fault), tail.finish(completion));
-                ran?;
-            }
-        }
+        // Streaming calls never carry a tail (their bridge task writes the answer).
+        let Envelope { msg, fault, cancel, tail: _ } = env;
+        run_guarded(svc.dispatch(msg), cancel, fault).await?;
         myself.stop(None);
         Ok(())
     }

@@ -61,7 +61,7 @@ pub fn peer_ttl_from_env() -> Duration {
         .map_or(DEFAULT_PEER_TTL, Duration::from_secs)
 }
 
-fn duration_ms(d: Duration) -> u64 {
+pub(crate) fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -390,33 +390,51 @@ impl ProtocolHandler for ProducerAdmissionProtocol {
             conn.close(close_code::UNAVAILABLE.into(), b"server is shutting down");
             return Ok(());
         }
+        let deadline = tokio::time::Instant::now() + PRODUCER_ADMISSION_TIMEOUT;
+        let (mut send, mut recv) = match tokio::time::timeout_at(deadline, conn.accept_bi()).await {
+            Ok(Ok(streams)) => streams,
+            Ok(Err(_)) => return Ok(()),
+            Err(_) => {
+                conn.close(close_code::TIMEOUT.into(), b"no producer admission in time");
+                return Ok(());
+            }
+        };
+        // `Err(Some(code))`: refused with `code`; `Err(None)`: the stream failed.
         let exchange = async {
-            let (mut send, mut recv) = conn.accept_bi().await.ok()?;
             let raw = match recv.read_to_end(MAX_ADMISSION_PAYLOAD).await {
                 Ok(raw) => raw,
                 Err(ReadToEndError::TooLong) => {
                     let _ = recv.stop(close_code::REQUEST_TOO_LARGE.into());
-                    let _ = send.reset(close_code::REQUEST_TOO_LARGE.into());
-                    return Some(Err(close_code::REQUEST_TOO_LARGE));
+                    return Err(Some(close_code::REQUEST_TOO_LARGE));
                 }
-                Err(ReadToEndError::Read(_)) => return None,
+                Err(ReadToEndError::Read(_)) => return Err(None),
             };
             let body = self.decide(&raw, peer).to_json();
-            send.write_all(body.as_bytes()).await.ok()?;
-            send.finish().ok()?;
-            Some(Ok(send))
+            send.write_all(body.as_bytes()).await.map_err(|_| None)?;
+            send.finish().map_err(|_| None)
         };
-        match tokio::time::timeout(PRODUCER_ADMISSION_TIMEOUT, exchange).await {
-            Ok(Some(Ok(send))) => {
+        let outcome = tokio::time::timeout_at(deadline, exchange).await;
+        // Anything but a complete answer resets the response stream: dropped, it would be
+        // finished (an empty, seemingly complete answer) and could reach the joiner first.
+        match outcome {
+            Ok(Ok(())) => {
                 let _ = tokio::time::timeout(LINGER, async {
                     let _ = send.stopped().await;
                     conn.closed().await
                 })
                 .await;
             }
-            Ok(Some(Err(code))) => conn.close(code.into(), b"producer admission request too large"),
-            Ok(None) => {}
-            Err(_) => conn.close(close_code::TIMEOUT.into(), b"no producer admission in time"),
+            Ok(Err(Some(code))) => {
+                let _ = send.reset(code.into());
+                conn.close(code.into(), b"producer admission request too large");
+            }
+            Ok(Err(None)) => {
+                let _ = send.reset(close_code::UNAVAILABLE.into());
+            }
+            Err(_) => {
+                let _ = send.reset(close_code::TIMEOUT.into());
+                conn.close(close_code::TIMEOUT.into(), b"no producer admission in time");
+            }
         }
         Ok(())
     }
