@@ -63,8 +63,14 @@ pub fn decompress(data: &[u8], max: usize) -> Result<Vec<u8>, Status> {
             if size > max as u64 {
                 return Err(bomb(max, Some(size)));
             }
-            // A declared size lets us decode in one shot into an exact buffer. If the payload
-            // holds further frames the buffer is too small; fall back to streaming then.
+            // A declared size lets us decode in one shot into an exact buffer, when it is
+            // plausible for the input (a tiny frame declaring megabytes is decoded by streaming,
+            // which allocates only as output appears). If the payload holds further frames the
+            // buffer is too small; fall back to streaming then.
+            let plausible = data.len().saturating_mul(ONE_SHOT_MAX_RATIO).max(ONE_SHOT_ALWAYS);
+            if size > plausible as u64 {
+                return stream(data, max);
+            }
             match one_shot(data, size as usize) {
                 Ok(out) => Ok(out),
                 Err(OneShot::TooSmall) => stream(data, max),
@@ -77,6 +83,11 @@ pub fn decompress(data: &[u8], max: usize) -> Result<Vec<u8>, Status> {
         }
     }
 }
+
+/// Largest declared-size/input ratio decoded in one shot (see [`decompress`]).
+const ONE_SHOT_MAX_RATIO: usize = 64;
+/// Declared sizes up to this are always decoded in one shot.
+const ONE_SHOT_ALWAYS: usize = 64 * 1024;
 
 enum OneShot {
     TooSmall,
@@ -198,7 +209,16 @@ mod tests {
 
     #[test]
     fn round_trip_declared_size() {
-        let data: Vec<u8> = (0..20_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        // Barely compressible (a plausible declared size): decoded in one shot.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let data: Vec<u8> = (0..80_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % 16) as u8
+            })
+            .collect();
         let packed = compress(&data).unwrap();
         assert_eq!(&packed[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
         assert_eq!(zstd::zstd_safe::get_frame_content_size(&packed).unwrap(), Some(data.len() as u64));
@@ -206,6 +226,12 @@ mod tests {
         assert_eq!(back, data);
         assert_eq!(back.capacity(), data.len(), "exact allocation");
         assert_eq!(decompress(&compress(&[]).unwrap(), 0).unwrap(), Vec::<u8>::new());
+        // A tiny frame declaring a large size is streamed (no up-front allocation of that size),
+        // with the same result.
+        let zeros = vec![0u8; 4 << 20];
+        let packed = compress(&zeros).unwrap();
+        assert!(packed.len() * ONE_SHOT_MAX_RATIO < zeros.len());
+        assert_eq!(decompress(&packed, zeros.len()).unwrap(), zeros);
     }
 
     #[test]

@@ -136,7 +136,7 @@ impl PayloadCodec {
             if self.should_compress(buf.len())
                 && let Ok(packed) = compress::compress(buf)
             {
-                return Ok((COMPRESSED, Bytes::from(packed)));
+                return Ok((COMPRESSED, tight(packed)));
             }
             Ok((0, take_or_copy(buf)))
         })
@@ -145,7 +145,7 @@ impl PayloadCodec {
     /// Encodes `msg` as one complete data frame (length prefix, flags, payload; compressed
     /// when the codec would), built in a single buffer: what a streaming sender queues.
     pub fn encode_frame<M: Message>(&self, msg: &M) -> Result<Bytes, Status> {
-        const PREFIX: usize = 5;
+        const PREFIX: usize = crate::wire::frame::FRAME_OVERHEAD;
         with_scratch(|buf| {
             buf.extend_from_slice(&[0; PREFIX]);
             msg.encode_payload(self.mode, buf)?;
@@ -153,10 +153,14 @@ impl PayloadCodec {
             let packed =
                 if self.should_compress(buf.len() - PREFIX) { compress::compress(&buf[PREFIX..]).ok() } else { None };
             let payload_len = packed.as_ref().map_or(buf.len() - PREFIX, Vec::len);
+            if packed.is_some() {
+                flags = COMPRESSED;
+            }
+            // The same rules `wire::encode_frame` applies (an empty payload is no data frame).
+            crate::wire::frame::check_flags(flags, payload_len).map_err(|e| e.to_status())?;
             let len = u32::try_from(payload_len + 1).unwrap_or(u32::MAX);
             crate::wire::frame::check_length(len, crate::wire::limits::MAX_FRAME_SIZE).map_err(|e| e.to_status())?;
             if let Some(packed) = packed {
-                flags = COMPRESSED;
                 buf.truncate(PREFIX);
                 buf.extend_from_slice(&packed);
             }
@@ -175,9 +179,9 @@ impl PayloadCodec {
         if self.should_compress(bytes.len())
             && let Ok(packed) = compress::compress(&bytes)
         {
-            return (COMPRESSED, Bytes::from(packed));
+            return (COMPRESSED, tight(packed));
         }
-        (0, Bytes::from(bytes))
+        (0, tight(bytes))
     }
 
     /// Decodes a payload whose frame had `flags`; decompresses first when `flags` has
@@ -203,8 +207,9 @@ impl PayloadCodec {
 }
 
 thread_local! {
-    /// Per-thread scratch space payloads are encoded into, then copied out at their exact size:
-    /// one allocation per message instead of a growing buffer plus a shared-bytes header.
+    /// Per-thread scratch space payloads are encoded into, then copied out at their exact size
+    /// (one allocation per message instead of a growing buffer plus a shared-bytes header); a
+    /// payload too large to keep the buffer for is taken instead of copied.
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -214,7 +219,13 @@ const SCRATCH_KEEP: usize = 64 * 1024;
 /// The bytes of `buf`: copied out at their exact size when small (the scratch buffer is kept),
 /// taken without a copy when large (the thread would not keep such a buffer anyway).
 fn take_or_copy(buf: &mut Vec<u8>) -> Bytes {
-    if buf.capacity() > SCRATCH_KEEP { Bytes::from(std::mem::take(buf)) } else { Bytes::copy_from_slice(buf) }
+    if buf.capacity() > SCRATCH_KEEP { tight(std::mem::take(buf)) } else { Bytes::copy_from_slice(buf) }
+}
+
+/// `v` as `Bytes` without holding much more memory than its length (a zstd output buffer is
+/// sized for the worst case; a grown `Vec` may have up to twice its length).
+fn tight(v: Vec<u8>) -> Bytes {
+    if v.capacity() > v.len().saturating_mul(2).max(64) { Bytes::copy_from_slice(&v) } else { Bytes::from(v) }
 }
 
 /// Runs `f` with an empty scratch buffer (this thread's, or a fresh one if it is in use).

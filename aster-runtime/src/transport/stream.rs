@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 use iroh::endpoint::{RecvStream, SendStream, VarInt};
 
 use crate::Status;
-use crate::wire::frame::expected_len;
+use crate::wire::frame::{FRAME_OVERHEAD, expected_len};
 use crate::wire::{Frame, FrameDecoder, FrameError, encode_frame};
 
 /// QUIC application error code used when aster resets or stops a stream (cancellation).
@@ -36,7 +36,8 @@ pub(crate) fn with_sources(e: &dyn std::error::Error) -> String {
 /// The read half of a framed stream.
 ///
 /// Frames that arrive whole inside one QUIC chunk are sliced out of it without copying; only
-/// a frame split across chunks is assembled in a buffer. An idle reader holds no buffer.
+/// a frame split across chunks is assembled in a buffer (released after a large frame, so an
+/// idle reader holds at most 64 KiB).
 #[derive(Debug)]
 pub struct FrameReader {
     recv: RecvStream,
@@ -105,6 +106,10 @@ impl FrameReader {
             if !self.buf.is_empty()
                 && let Some(frame) = self.decoder.decode(&mut self.buf)?
             {
+                if self.buf.is_empty() && self.buf.capacity() > KEEP_BUFFER {
+                    // A large frame was assembled: do not keep its buffer while idle.
+                    self.buf = BytesMut::new();
+                }
                 return Poll::Ready(Ok(Some(frame)));
             }
             if self.eof {
@@ -140,8 +145,10 @@ impl FrameReader {
     }
 }
 
-/// Length prefix and flags byte of a frame.
-const FRAME_OVERHEAD: usize = 5;
+/// Buffer capacity a reader or writer keeps between frames; a larger one (left by a large
+/// frame) is released, so an idle stream holds at most this much.
+const KEEP_BUFFER: usize = 64 * 1024;
+
 /// Extra room reserved with the first frame of a write (see [`FrameWriter::push`]).
 const PUSH_SLACK: usize = 128;
 
@@ -193,6 +200,10 @@ impl FrameWriter {
                     return Ok(());
                 }
                 self.pending = self.buf.split().freeze();
+                if self.buf.capacity() > KEEP_BUFFER {
+                    // The rest of a large write's buffer is not kept for the next one.
+                    self.buf = BytesMut::new();
+                }
             }
             // `write_many_chunks` is cancel-safe and advances `pending` in place: a fully
             // written chunk is taken (left empty), a partially written one keeps its suffix.

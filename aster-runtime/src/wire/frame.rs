@@ -191,9 +191,9 @@ impl FrameDecoder {
         FrameDecoder { max_frame_size: MAX_FRAME_SIZE }
     }
 
-    /// A decoder rejecting length fields above `max` (at least 1).
+    /// A decoder rejecting length fields above `max` (at least 1, at most [`MAX_FRAME_SIZE`]).
     pub fn with_max_frame_size(max: u32) -> FrameDecoder {
-        FrameDecoder { max_frame_size: max.max(1) }
+        FrameDecoder { max_frame_size: max.clamp(1, MAX_FRAME_SIZE) }
     }
 
     /// The maximum length field accepted.

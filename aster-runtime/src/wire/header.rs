@@ -76,6 +76,16 @@ pub enum WireError {
     /// The XLANG bytes are malformed or of another type.
     #[error("invalid XLANG protocol message: {0}")]
     Xlang(#[from] XlangError),
+    /// The payload is larger than any protocol message may be
+    /// ([`MAX_PROTOCOL_MESSAGE_BYTES`](crate::wire::limits::MAX_PROTOCOL_MESSAGE_BYTES)); it is
+    /// refused before decoding, so a peer cannot make the decoder allocate many small values.
+    #[error("protocol message of {len} bytes exceeds {max}")]
+    TooLarge {
+        /// The payload's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 /// Encoding and decoding shared by [`StreamHeader`], [`CallHeader`] and [`RpcStatus`].
@@ -96,6 +106,10 @@ pub trait ProtocolMessage: Sized {
 
     /// JSON when `json`, else XLANG.
     fn decode(b: &[u8], json: bool) -> Result<Self, WireError> {
+        let max = crate::wire::limits::MAX_PROTOCOL_MESSAGE_BYTES;
+        if b.len() > max {
+            return Err(WireError::TooLarge { len: b.len(), max });
+        }
         if json { Self::from_json(b) } else { Self::from_xlang(b) }
     }
 
@@ -1041,5 +1055,18 @@ mod tests {
             assert_eq!(back, RpcStatus::ok());
         }
         assert_ne!(RpcStatus::ok_bytes(true), RpcStatus::ok_bytes(false));
+    }
+
+    #[test]
+    fn oversized_protocol_messages_are_refused_before_decoding() {
+        // 70,000 empty metadata keys would be valid-looking XLANG; it is refused by size.
+        let h = StreamHeader { metadata_keys: vec![String::new(); 70_000], ..Default::default() };
+        for json in [true, false] {
+            let bytes = h.encode(json);
+            assert!(bytes.len() > crate::wire::limits::MAX_PROTOCOL_MESSAGE_BYTES);
+            assert!(matches!(StreamHeader::decode(&bytes, json), Err(WireError::TooLarge { .. })), "json={json}");
+        }
+        let small = StreamHeader { service: "S".into(), ..Default::default() };
+        assert_eq!(StreamHeader::decode_sniffed(&small.encode(false)).unwrap(), small);
     }
 }

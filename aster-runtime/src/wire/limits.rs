@@ -30,6 +30,10 @@ pub const MAX_CLIENT_STREAM_ITEMS: usize = 100_000;
 /// Most metadata entries in a StreamHeader / CallHeader.
 pub const MAX_METADATA_ENTRIES: usize = 64;
 
+/// Largest StreamHeader, CallHeader or RpcStatus payload decoded (64 KiB: eight times what the
+/// metadata limits and a status message allow). Larger ones are refused before decoding.
+pub const MAX_PROTOCOL_MESSAGE_BYTES: usize = 64 * 1024;
+
 /// Most UTF-8 bytes of all metadata keys plus values together.
 pub const MAX_METADATA_TOTAL_BYTES: usize = 8192;
 
