@@ -386,24 +386,52 @@ fn to_python_json<T: Serialize>(value: &T) -> Vec<u8> {
     out
 }
 
-/// serde_json formatter reproducing Python's `ensure_ascii=True` output.
+/// serde_json formatter reproducing Python's `ensure_ascii=True` output. serde_json has
+/// already escaped the control characters, `"` and `\\` when it hands over a fragment.
 struct PythonAsciiFormatter;
 
 impl serde_json::ser::Formatter for PythonAsciiFormatter {
     fn write_string_fragment<W: ?Sized + io::Write>(&mut self, writer: &mut W, fragment: &str) -> io::Result<()> {
-        let mut start = 0;
-        for (i, c) in fragment.char_indices() {
-            if (' '..='~').contains(&c) {
-                continue;
-            }
-            writer.write_all(&fragment.as_bytes()[start..i])?;
-            let mut units = [0u16; 2];
-            for unit in c.encode_utf16(&mut units) {
-                write!(writer, "\\u{unit:04x}")?;
-            }
-            start = i + c.len_utf8();
+        if !fragment.chars().any(python_ascii_escapes) {
+            return writer.write_all(fragment.as_bytes());
         }
-        writer.write_all(&fragment.as_bytes()[start..])
+        let mut escaped = String::with_capacity(fragment.len() + 16);
+        push_python_ascii(&mut escaped, fragment);
+        writer.write_all(escaped.as_bytes())
+    }
+}
+
+/// Whether Python's `json.dumps(…, ensure_ascii=True)` writes the string character `c` as a
+/// `\\uxxxx` escape: every character from U+007F (DEL) up. Python escapes everything outside
+/// printable ASCII (`' '..='~'`); the C0 controls, `"` and `\\` have escapes of their own,
+/// which every JSON writer of this crate applies before this rule. The one rule behind the
+/// admission messages, the trust documents and the contract manifest.
+pub(crate) fn python_ascii_escapes(c: char) -> bool {
+    u32::from(c) >= 0x7f
+}
+
+/// Appends `c` as a `\\uxxxx` escape per UTF-16 code unit (lowercase hex, a surrogate pair
+/// above U+FFFF), the form Python's `json.dumps` writes.
+pub(crate) fn push_python_u_escape(out: &mut String, c: char) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut units = [0u16; 2];
+    for unit in c.encode_utf16(&mut units) {
+        out.push_str("\\u");
+        for shift in [12, 8, 4, 0] {
+            out.push(char::from(DIGITS[usize::from((*unit >> shift) & 0xf)]));
+        }
+    }
+}
+
+/// Appends `text` with every character [`python_ascii_escapes`] selects written by
+/// [`push_python_u_escape`], the others as they are.
+pub(crate) fn push_python_ascii(out: &mut String, text: &str) {
+    for c in text.chars() {
+        if python_ascii_escapes(c) {
+            push_python_u_escape(out, c);
+        } else {
+            out.push(c);
+        }
     }
 }
 
@@ -524,6 +552,15 @@ mod tests {
             r#"{"credential_json":"{\"a\":\"\u00e9\u007f\ud83d\ude00\n\t\u0001\\/\"}","iid_token":"\u20ac"}"#
         );
         assert_eq!(ConsumerAdmissionRequest::from_json(json.as_bytes()).unwrap(), req);
+    }
+
+    /// The shared rule: DEL and everything above it, in Python's exact spelling.
+    #[test]
+    fn python_ascii_escaping_rule() {
+        let mut out = String::new();
+        push_python_ascii(&mut out, " ~\u{7f}\u{80}é\u{ffff}\u{10000}\n");
+        assert_eq!(out, " ~\\u007f\\u0080\\u00e9\\uffff\\ud800\\udc00\n");
+        assert!(!python_ascii_escapes('~') && python_ascii_escapes('\u{7f}'));
     }
 
     #[test]

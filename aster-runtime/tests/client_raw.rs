@@ -8,9 +8,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aster_runtime::client::{CallOptions, Channel};
+use aster_runtime::admission::{ConsumerAdmissionResponse, ServiceSummaryJson};
+use aster_runtime::client::{AdmissionOptions, AsterClient, CallOptions, Channel};
 use aster_runtime::transport::stream::{FrameReader, FrameWriter};
-use aster_runtime::transport::{ALPN_RPC, Endpoint, EndpointConfig, bind_endpoint, endpoint_addr, ticket_for};
+use aster_runtime::transport::{
+    ALPN_CONSUMER_ADMISSION, ALPN_RPC, Endpoint, EndpointConfig, NodeAddrText, bind_endpoint, endpoint_addr, ticket_for,
+};
 use aster_runtime::wire::flags::{CALL, CANCEL, COMPRESSED, HEADER, ROW_SCHEMA, TRAILER};
 use aster_runtime::wire::{CallHeader, Frame, ProtocolMessage, RpcStatus, StreamHeader};
 use aster_runtime::{Code, SerializationMode, Status};
@@ -24,6 +27,24 @@ struct Num {
 }
 
 aster_runtime::impl_message!(Num, "test/Num"; json_only);
+
+/// A request larger than a QUIC stream's flow-control window: its write blocks until the
+/// server reads it (or fails once the server stops reading).
+#[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+struct Blob {
+    data: String,
+}
+
+aster_runtime::impl_message!(Blob, "test/Blob"; json_only);
+
+fn big_blob() -> Blob {
+    Blob { data: "x".repeat(8 * 1024 * 1024) }
+}
+
+/// Fails the test instead of hanging it when `fut` never completes (no assertion on time).
+async fn hang_guard<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(120), fut).await.unwrap_or_else(|_| panic!("hang guard: {what}"))
+}
 
 // ----- raw server plumbing -------------------------------------------------------------------
 
@@ -286,6 +307,31 @@ async fn unary_reset_by_server_is_unavailable() {
     let (_ep, ch) = connect(&server).await;
     let err = ch.unary::<Num, Num>("Calc", 1, "inc", &Num { n: 1 }, CallOptions::new()).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err}");
+}
+
+#[tokio::test]
+async fn unary_answered_early_keeps_the_response_when_the_request_write_fails() {
+    let (log, mut logs) = log_channel();
+    let server = start_server(move |mut r, mut w| {
+        let log = log.clone();
+        async move {
+            let _ = read_header(&mut r).await;
+            // Answer without reading the (large) request, then stop reading it: the client's
+            // write fails with STOP_SENDING while the answer is already on its way.
+            w.push(0, &num_json(7)).unwrap();
+            w.push(TRAILER, &ok_trailer()).unwrap();
+            w.finish().await.unwrap();
+            r.stop();
+            log.send("answered".into()).unwrap();
+        }
+    })
+    .await;
+    let (_ep, ch) = connect(&server).await;
+    let request = big_blob();
+    let call = ch.unary::<Blob, Num>("Calc", 1, "early", &request, CallOptions::new());
+    let resp = hang_guard("unary answered early", call).await.unwrap();
+    assert_eq!(resp, Num { n: 7 });
+    assert_eq!(next_log(&mut logs).await, "answered");
 }
 
 #[tokio::test]
@@ -1020,6 +1066,159 @@ async fn session_rejected_at_open_reports_the_status_then_unavailable() {
     let err = session.unary::<Num, Num>("add", &Num { n: 1 }, CallOptions::new()).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err}");
     session.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn session_write_failure_without_a_trailer_does_not_hang() {
+    let (log, mut logs) = log_channel();
+    let server = start_server(move |mut r, w| {
+        let log = log.clone();
+        async move {
+            let _ = read_header(&mut r).await;
+            // Stop reading, but neither answer nor end the send half: a silent peer.
+            r.stop();
+            log.send("stopped".into()).unwrap();
+            let _keep_open = w;
+            std::future::pending::<()>().await;
+        }
+    })
+    .await;
+    let (_ep, ch) = connect(&server).await;
+    let session = ch.open_session("Tasks", 1, CallOptions::new()).await.unwrap();
+    assert_eq!(next_log(&mut logs).await, "stopped");
+    // No timeout: only the client's own grace bound ends the wait for an explaining trailer.
+    let request = big_blob();
+    let call = session.unary::<Blob, Num>("add", &request, CallOptions::new());
+    let err = hang_guard("session write failure", call).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    let err = session.unary::<Num, Num>("add", &Num { n: 1 }, CallOptions::new()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "the session is broken: {err}");
+    session.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn session_recovery_from_a_silent_server_is_bounded() {
+    let (log, mut logs) = log_channel();
+    let server = start_server(move |mut r, w| {
+        let log = log.clone();
+        async move {
+            let _ = read_header(&mut r).await;
+            let call = read_frame(&mut r).await;
+            assert_eq!(call.flags, CALL);
+            // Read nothing more (not the large request, not the CANCEL) and never answer.
+            log.send("call".into()).unwrap();
+            let _keep_open = (r, w);
+            std::future::pending::<()>().await;
+        }
+    })
+    .await;
+    let (_ep, ch) = connect(&server).await;
+    let session = ch.open_session("Tasks", 1, CallOptions::new()).await.unwrap();
+    // The call's write blocks on flow control until its deadline abandons it; the CANCEL
+    // cannot be written and no trailer ever comes.
+    let request = big_blob();
+    let opts = CallOptions::new().timeout(Duration::from_millis(300));
+    let err = session.unary::<Blob, Num>("big", &request, opts).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err}");
+    assert_eq!(next_log(&mut logs).await, "call");
+    // The next call (no timeout) waits for the recovery, which gives up after its grace.
+    let call = session.unary::<Num, Num>("add", &Num { n: 1 }, CallOptions::new());
+    let err = hang_guard("session recovery", call).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    assert!(err.message().starts_with("session lost"), "{err}");
+    hang_guard("session close", session.close()).await.unwrap();
+}
+
+// ----- admission ------------------------------------------------------------------------------
+
+/// A raw consumer-admission server: reads each request to its end, then answers `response`
+/// (`None`: never answers, keeping the stream and the connection open).
+async fn start_admission_server(response: Option<Vec<u8>>) -> Endpoint {
+    let config = EndpointConfig { alpns: vec![ALPN_CONSUMER_ADMISSION.to_vec()], ..EndpointConfig::default() };
+    let ep = bind_endpoint(&config).await.unwrap();
+    let accept_ep = ep.clone();
+    tokio::spawn(async move {
+        while let Some(incoming) = accept_ep.accept().await {
+            let response = response.clone();
+            tokio::spawn(async move {
+                let Ok(conn) = incoming.await else { return };
+                while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+                    let response = response.clone();
+                    tokio::spawn(async move {
+                        let _ = recv.read_to_end(64 * 1024).await;
+                        match response {
+                            Some(body) => {
+                                send.write_all(&body).await.unwrap();
+                                send.finish().unwrap();
+                                let _ = send.stopped().await;
+                            }
+                            None => {
+                                let _keep_open = (send, recv);
+                                std::future::pending::<()>().await;
+                            }
+                        }
+                    });
+                }
+            });
+        }
+    });
+    ep
+}
+
+#[tokio::test]
+async fn admission_without_an_answer_is_deadline_exceeded() {
+    let server = start_admission_server(None).await;
+    let ep = bind_endpoint(&EndpointConfig::default()).await.unwrap();
+    let opts = AdmissionOptions::new().timeout(Some(Duration::from_millis(300)));
+    let err = hang_guard("admission", AsterClient::connect_with(&ep, endpoint_addr(&server), opts)).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err}");
+    assert!(err.message().starts_with("admission with "), "{err}");
+}
+
+#[tokio::test]
+async fn concurrent_channel_requests_share_one_connection() {
+    let rpc = start_server(|mut r, mut w| async move {
+        let (_, n) = read_unary_request(&mut r).await;
+        w.push(0, &num_json(n + 1)).unwrap();
+        w.push(TRAILER, &ok_trailer()).unwrap();
+        w.finish().await.unwrap();
+    })
+    .await;
+    let rpc_address = NodeAddrText::from(&endpoint_addr(&rpc)).to_base64();
+    let service = |name: &str| ServiceSummaryJson {
+        name: name.into(),
+        version: 1,
+        contract_id: String::new(),
+        channels: [("rpc".to_string(), rpc_address.clone())].into(),
+        pattern: "shared".into(),
+        serialization_modes: vec!["json".into()],
+    };
+    let response = ConsumerAdmissionResponse {
+        admitted: true,
+        services: vec![service("Calc"), service("Other")],
+        ..ConsumerAdmissionResponse::default()
+    };
+    let server = start_admission_server(Some(response.to_json().unwrap())).await;
+    let ep = bind_endpoint(&EndpointConfig::default()).await.unwrap();
+    let client = AsterClient::connect(&ep, endpoint_addr(&server)).await.unwrap();
+    // Both dial the same RPC address at once (the cache is not held while dialing): one
+    // connection is kept and handed to both.
+    let (a, b) = hang_guard("channels", async {
+        tokio::join!(
+            client.channel_for_mode("Calc", SerializationMode::Json),
+            client.channel_for_mode("Other", SerializationMode::Json)
+        )
+    })
+    .await;
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.connection().stable_id(), b.connection().stable_id());
+    let c = client.channel_for_mode("Calc", SerializationMode::Json).await.unwrap();
+    assert_eq!(c.connection().stable_id(), a.connection().stable_id());
+    for ch in [a, b] {
+        let r: Num = ch.unary("Calc", 1, "inc", &Num { n: 1 }, CallOptions::new()).await.unwrap();
+        assert_eq!(r.n, 2);
+    }
+    client.close().await;
 }
 
 #[test]

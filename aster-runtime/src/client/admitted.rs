@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::channel::Channel;
-use super::options::{CallOptions, with_deadline};
+use super::options::CallOptions;
 use super::session::Session;
 use crate::admission::{
     ConsumerAdmissionRequest, ConsumerAdmissionResponse, MAX_ADMISSION_PAYLOAD, RPC_CHANNEL, ServiceSummaryJson,
@@ -24,6 +25,11 @@ use crate::trust::ConsumerCredential;
 use crate::trust::identity::consumer_credential_from_file_text;
 use crate::{SerializationMode, Status};
 
+/// The bound on an admission exchange (connect, request, response) when no other is given:
+/// [`request_admission`], [`request_producer_admission`](super::request_producer_admission)
+/// and the default `timeout` of [`AdmissionOptions`]. 30 s, the reference's frame read timeout.
+pub const DEFAULT_ADMISSION_TIMEOUT: Duration = crate::wire::limits::DEFAULT_FRAME_READ_TIMEOUT;
+
 /// How an [`AsterClient`] gets admitted and which modes it can speak.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AdmissionOptions {
@@ -33,7 +39,9 @@ pub struct AdmissionOptions {
     /// order decides). Default: [`DEFAULT_CLIENT_MODES`](crate::admission::DEFAULT_CLIENT_MODES)
     /// (XLANG and NATIVE). JSON is always available through [`AsterClient::channel_for_mode`].
     pub supported_modes: Vec<SerializationMode>,
-    /// Bound on the admission exchange (connect, request, response). Default 30 s.
+    /// Bound on the admission exchange (connect, request, response); when it expires the
+    /// result is `DEADLINE_EXCEEDED`. Default [`DEFAULT_ADMISSION_TIMEOUT`] (30 s); `None`
+    /// waits as long as the connection lives.
     pub timeout: Option<Duration>,
 }
 
@@ -42,7 +50,7 @@ impl Default for AdmissionOptions {
         AdmissionOptions {
             request: ConsumerAdmissionRequest::open(),
             supported_modes: default_client_modes(),
-            timeout: Some(crate::wire::limits::DEFAULT_FRAME_READ_TIMEOUT),
+            timeout: Some(DEFAULT_ADMISSION_TIMEOUT),
         }
     }
 }
@@ -101,38 +109,76 @@ impl AdmissionOptions {
 
 /// Runs one consumer-admission exchange with `addr`: a connection on ALPN
 /// `aster.consumer_admission`, one bi-stream, the request JSON, finish, the response read to
-/// its end (at most 64 KiB); the connection is closed afterwards.
+/// its end (at most 64 KiB); the connection is closed afterwards. The whole exchange is bounded
+/// by [`DEFAULT_ADMISSION_TIMEOUT`] (use [`AsterClient::connect_with`] for another bound).
 ///
 /// Returns the response whether or not it admits. Errors: connect or stream failures and an
 /// empty response `UNAVAILABLE` (with the peer's close reason, e.g. code 413 for an oversized
-/// request); a
-/// response over 64 KiB or over the service/channel limits `RESOURCE_EXHAUSTED`; malformed
-/// JSON `INTERNAL`; an oversized request `RESOURCE_EXHAUSTED` before anything is sent.
+/// request); no response within the bound `DEADLINE_EXCEEDED`; a response over 64 KiB or over
+/// the service/channel limits `RESOURCE_EXHAUSTED`; malformed JSON `INTERNAL`; an oversized
+/// request `RESOURCE_EXHAUSTED` before anything is sent.
 pub async fn request_admission(
     ep: &Endpoint,
     addr: impl Into<EndpointAddr>,
     request: &ConsumerAdmissionRequest,
 ) -> Result<ConsumerAdmissionResponse, Status> {
-    let addr = addr.into();
+    consumer_admission(ep, addr.into(), request, Some(DEFAULT_ADMISSION_TIMEOUT)).await
+}
+
+/// [`request_admission`] under `timeout` (`None`: unbounded).
+async fn consumer_admission(
+    ep: &Endpoint,
+    addr: EndpointAddr,
+    request: &ConsumerAdmissionRequest,
+    timeout: Option<Duration>,
+) -> Result<ConsumerAdmissionResponse, Status> {
     let id = addr.id;
     let body = request.to_json()?;
-    let conn = ep
-        .connect(addr, ALPN_CONSUMER_ADMISSION)
-        .await
-        .map_err(|e| Status::unavailable(format!("cannot connect to {id} for admission: {e}")))?;
-    let result = exchange(&conn, &body).await;
-    conn.close(0u32.into(), b"admission done");
-    let raw = result?;
+    let raw = exchange(ep, addr, ALPN_CONSUMER_ADMISSION, "admission", &body, timeout).await?;
     if raw.is_empty() {
         return Err(Status::unavailable(format!("{id} ended the admission stream without a response")));
     }
     Ok(ConsumerAdmissionResponse::from_json(&raw)?)
 }
 
+/// One admission round trip with `addr` on `alpn` (`what` names it in errors): connect, a new
+/// bi-stream, `body`, finish, and the answer read to its end (at most
+/// [`MAX_ADMISSION_PAYLOAD`] bytes); the connection is closed afterwards. `timeout` bounds all
+/// of it: when it expires the result is `DEADLINE_EXCEEDED`.
+pub(super) async fn exchange(
+    ep: &Endpoint,
+    addr: EndpointAddr,
+    alpn: &[u8],
+    what: &str,
+    body: &[u8],
+    timeout: Option<Duration>,
+) -> Result<Vec<u8>, Status> {
+    let id = addr.id;
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let expired = || {
+        Status::deadline_exceeded(format!("{what} with {id} did not complete within {:?}", timeout.unwrap_or_default()))
+    };
+    let conn = within(deadline, ep.connect(addr, alpn))
+        .await
+        .ok_or_else(expired)?
+        .map_err(|e| Status::unavailable(format!("cannot connect to {id} for {what}: {e}")))?;
+    let result = within(deadline, stream_exchange(&conn, what, body)).await;
+    conn.close(0u32.into(), b"admission done");
+    result.ok_or_else(expired)?
+}
+
+/// `fut`'s output, or `None` when `deadline` passes first.
+async fn within<F: Future>(deadline: Option<Instant>, fut: F) -> Option<F::Output> {
+    match deadline {
+        None => Some(fut.await),
+        Some(at) => tokio::time::timeout_at(at, fut).await.ok(),
+    }
+}
+
 /// Writes `body` on a new bi-stream of `conn`, finishes, and reads the answer to its end.
-pub(super) async fn exchange(conn: &Connection, body: &[u8]) -> Result<Vec<u8>, Status> {
+async fn stream_exchange(conn: &Connection, what: &str, body: &[u8]) -> Result<Vec<u8>, Status> {
     let peer = conn.remote_id();
-    let lost = |what: &str, e: &dyn fmt::Display| Status::unavailable(format!("admission with {peer}: {what}: {e}"));
+    let lost = |step: &str, e: &dyn fmt::Display| Status::unavailable(format!("{what} with {peer}: {step}: {e}"));
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| lost("cannot open a stream", &e))?;
     let written = async {
         send.write_all(body).await.map_err(|e| lost("cannot send the request", &e))?;
@@ -143,7 +189,7 @@ pub(super) async fn exchange(conn: &Connection, body: &[u8]) -> Result<Vec<u8>, 
     match (written, read) {
         (_, Ok(raw)) => Ok(raw),
         (_, Err(ReadToEndError::TooLong)) => Err(Status::resource_exhausted(format!(
-            "admission response from {peer} exceeds the limit of {MAX_ADMISSION_PAYLOAD} bytes"
+            "{what} response from {peer} exceeds the limit of {MAX_ADMISSION_PAYLOAD} bytes"
         ))),
         // The read error carries the peer's close reason; prefer it to the write error.
         (_, Err(ReadToEndError::Read(e))) => Err(lost("no response", &e)),
@@ -195,15 +241,15 @@ impl AsterClient {
     }
 
     /// Runs admission with `opts`. A denial is `PERMISSION_DENIED` (with the reason when the
-    /// producer sent one; the reference never does).
+    /// producer sent one; the reference never does); no answer within `opts.timeout`
+    /// `DEADLINE_EXCEEDED`.
     pub async fn connect_with(
         ep: &Endpoint,
         addr: impl Into<EndpointAddr>,
         opts: AdmissionOptions,
     ) -> Result<AsterClient, Status> {
         let addr = addr.into();
-        let deadline = opts.timeout.and_then(|t| Instant::now().checked_add(t));
-        let admission = with_deadline(deadline, request_admission(ep, addr.clone(), &opts.request)).await?;
+        let admission = consumer_admission(ep, addr.clone(), &opts.request, opts.timeout).await?;
         if !admission.admitted {
             let mut msg = format!("admission denied by {}", addr.id);
             if !admission.reason.is_empty() {
@@ -302,16 +348,30 @@ impl AsterClient {
                 svc.channels.keys().collect::<Vec<_>>()
             ))
         })?;
+        if let Some(ch) = self.cached_channel(rpc).await {
+            return Ok(ch.with_mode(mode));
+        }
+        // Dial without holding the cache: other services' channels stay available meanwhile.
+        let addr = self.rpc_addr(name, rpc)?;
+        let dialed = Channel::connect(&self.ep, addr).await?;
         let mut cache = self.channels.lock().await;
         if let Some(ch) = cache.get(rpc)
             && ch.connection().close_reason().is_none()
         {
-            return Ok(ch.clone().with_mode(mode));
+            // Another task dialed the same address meanwhile: keep one connection.
+            let ch = ch.clone();
+            drop(cache);
+            dialed.close();
+            return Ok(ch.with_mode(mode));
         }
-        let addr = self.rpc_addr(name, rpc)?;
-        let ch = Channel::connect(&self.ep, addr).await?;
-        cache.insert(rpc.to_owned(), ch.clone());
-        Ok(ch.with_mode(mode))
+        cache.insert(rpc.to_owned(), dialed.clone());
+        Ok(dialed.with_mode(mode))
+    }
+
+    /// The cached channel to the RPC address `rpc`, unless there is none or it was closed.
+    async fn cached_channel(&self, rpc: &str) -> Option<Channel> {
+        let cache = self.channels.lock().await;
+        cache.get(rpc).filter(|ch| ch.connection().close_reason().is_none()).cloned()
     }
 
     /// The dialable address of a `channels["rpc"]` value; for the producer itself, the

@@ -154,15 +154,7 @@ impl Channel {
             let (mut reader, mut writer) = self.open(&p).await?;
             let call = CancelOnDrop::new(&mut reader, &mut writer);
             call.writer.push(flags, &payload)?;
-            let written = call.writer.finish().await;
-            let (rflags, rpayload) = match written {
-                Ok(()) => read_single_response(call.reader, p.json).await?,
-                // The server may have answered (and stopped reading) early: prefer its status.
-                Err(write_err) => match read_single_response(call.reader, p.json).await {
-                    Err(s) if s.code() != crate::Code::Unavailable => return Err(s),
-                    _ => return Err(write_err),
-                },
-            };
+            let (rflags, rpayload) = finish_and_read_single(call.reader, call.writer, p.json).await?;
             consume_eof(call.reader);
             call.disarm();
             p.codec.decode::<Resp>(rflags, &rpayload)
@@ -341,7 +333,7 @@ impl Drop for CancelOnDrop<'_> {
 }
 
 /// Reads a single response message and the OK trailer of a unary or client-stream call.
-pub(crate) async fn read_single_response(reader: &mut FrameReader, json: bool) -> Result<(u8, Bytes), Status> {
+async fn read_single_response(reader: &mut FrameReader, json: bool) -> Result<(u8, Bytes), Status> {
     let mut response: Option<(u8, Bytes)> = None;
     loop {
         match reader.next().await {
@@ -363,6 +355,26 @@ pub(crate) async fn read_single_response(reader: &mut FrameReader, json: bool) -
             Ok(None) => return Err(Status::unavailable("stream ended before trailer")),
             Err(e) => return Err(e.to_status()),
         }
+    }
+}
+
+/// Ends the input of a unary or client-stream call (flush + QUIC finish), then reads the single
+/// response and the trailer.
+///
+/// A failed write does not hide the server's answer: a server may answer early and stop
+/// reading the rest of the request, which fails the write. The outcome is the response when
+/// it arrived with an OK trailer, else the server's status unless it is `UNAVAILABLE` (the
+/// stream merely ended), else the write error.
+pub(crate) async fn finish_and_read_single(
+    reader: &mut FrameReader,
+    writer: &mut FrameWriter,
+    json: bool,
+) -> Result<(u8, Bytes), Status> {
+    let written = writer.finish().await;
+    match (read_single_response(reader, json).await, written) {
+        (Ok(response), _) => Ok(response),
+        (Err(e), Err(write_err)) if e.code() == crate::Code::Unavailable => Err(write_err),
+        (Err(e), _) => Err(e),
     }
 }
 

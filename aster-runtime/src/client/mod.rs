@@ -36,7 +36,7 @@ mod producer;
 mod session;
 mod streams;
 
-pub use admitted::{AdmissionOptions, AsterClient, request_admission};
+pub use admitted::{AdmissionOptions, AsterClient, DEFAULT_ADMISSION_TIMEOUT, request_admission};
 pub use channel::Channel;
 pub use options::{CallOptions, uuid_v4};
 pub use producer::request_producer_admission;

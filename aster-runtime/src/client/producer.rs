@@ -2,7 +2,7 @@
 
 use iroh::{Endpoint, EndpointAddr};
 
-use super::admitted::exchange;
+use super::admitted::{DEFAULT_ADMISSION_TIMEOUT, exchange};
 use crate::Status;
 use crate::transport::ALPN_PRODUCER_ADMISSION;
 use crate::trust::gate::AdmissionRequest;
@@ -12,10 +12,12 @@ use crate::trust::{EnrollmentCredential, gate::MAX_ADMISSION_PAYLOAD};
 /// Presents a producer enrollment credential to the mesh member at `addr` on ALPN
 /// `aster.producer_admission`: one bi-stream, `{"credential_json": …, "iid_token": ""}`,
 /// finish, the answer read to its end (at most 64 KiB); the connection is closed afterwards.
+/// The whole exchange is bounded by [`DEFAULT_ADMISSION_TIMEOUT`].
 ///
 /// Returns the response whether or not it accepts (a refusal has `accepted: false` and no
 /// reason, like the reference). Errors: connect or stream failures and an empty answer
-/// `UNAVAILABLE`; an answer that does not parse `INTERNAL`.
+/// `UNAVAILABLE`; no answer within the bound `DEADLINE_EXCEEDED`; an answer over 64 KiB
+/// `RESOURCE_EXHAUSTED`; an answer that does not parse `INTERNAL`.
 pub async fn request_producer_admission(
     ep: &Endpoint,
     addr: impl Into<EndpointAddr>,
@@ -31,13 +33,15 @@ pub async fn request_producer_admission(
             body.len()
         )));
     }
-    let conn = ep
-        .connect(addr, ALPN_PRODUCER_ADMISSION)
-        .await
-        .map_err(|e| Status::unavailable(format!("cannot connect to {id} for producer admission: {e}")))?;
-    let result = exchange(&conn, body.as_bytes()).await;
-    conn.close(0u32.into(), b"admission done");
-    let raw = result?;
+    let raw = exchange(
+        ep,
+        addr,
+        ALPN_PRODUCER_ADMISSION,
+        "producer admission",
+        body.as_bytes(),
+        Some(DEFAULT_ADMISSION_TIMEOUT),
+    )
+    .await?;
     if raw.is_empty() {
         return Err(Status::unavailable(format!("{id} ended the producer admission stream without a response")));
     }

@@ -331,15 +331,30 @@ impl Session {
     }
 
     /// Closes the session at a call boundary: waits until the call in progress (if any) has
-    /// ended and a cancelled call has been cleaned up, then finishes the stream. A session
-    /// whose stream already failed is simply dropped.
+    /// ended and a cancelled call has been cleaned up (within the recovery's grace periods),
+    /// then finishes the stream. A session whose stream already failed, or whose cleanup
+    /// failed, is simply dropped. When the server does not take the rest of the stream within
+    /// 5 s the stream is reset and the result is `UNAVAILABLE`.
     pub async fn close(self) -> Result<(), Status> {
         let mut slot = self.shared.slot.clone().lock_owned().await;
         if recover(&self.shared, &mut slot).await.is_err() {
             return Ok(());
         }
         let mut w = self.shared.writer.lock().await;
-        w.finish().await?;
+        match tokio::time::timeout(CANCEL_ANSWER_GRACE, w.finish()).await {
+            Ok(finished) => finished?,
+            Err(_) => {
+                let status = Status::unavailable(format!(
+                    "session lost: the server did not read the end of the session stream within \
+                     {CANCEL_ANSWER_GRACE:?}"
+                ));
+                w.reset();
+                drop(w);
+                self.shared.reader.lock().await.stop();
+                *slot = SlotState::Broken(status.clone());
+                return Err(status);
+            }
+        }
         *slot = SlotState::Closed;
         Ok(())
     }
@@ -351,11 +366,26 @@ impl Session {
 /// still open (its handler then ends with an OK trailer and no CANCELLED trailer follows).
 /// Rather than wait forever or guess (a late CANCELLED trailer would be taken for the next
 /// call's answer), the session is declared broken after this grace period.
+///
+/// The same grace bounds the other waits on a server that should answer at once: the trailer
+/// explaining a failed write ([`SessionCallGuard::write`]) and the end of the stream in
+/// [`Session::close`].
 const CANCEL_ANSWER_GRACE: Duration = Duration::from_secs(5);
 
+/// How long the recovery of an abandoned call waits, in all, for the server to take the
+/// CANCEL frame (and whatever of the call was still unwritten) and to end the call with its
+/// own trailer. A server may still be finishing the call's handler when the CANCEL arrives
+/// (one that reads the next frame only once the handler returned answers late), so this is
+/// longer than [`CANCEL_ANSWER_GRACE`]; a server that stays silent (or keeps streaming) past
+/// it loses the session (`UNAVAILABLE`, the stream is reset) instead of holding it forever.
+const ABANDONED_CALL_GRACE: Duration = crate::wire::limits::DEFAULT_FRAME_READ_TIMEOUT;
+
 /// Brings the session back to a call boundary (sends a pending CANCEL, discards frames up
-/// to the CANCELLED trailer). Cancel-safe: progress is recorded in `slot`.
+/// to the CANCELLED trailer). Cancel-safe: progress is recorded in `slot`. Bounded: see
+/// [`ABANDONED_CALL_GRACE`] and [`CANCEL_ANSWER_GRACE`].
 async fn recover(s: &SessionShared, slot: &mut SlotState) -> Result<(), Status> {
+    // Until the cancelled call's own trailer (the CANCEL written, the call's frames drained).
+    let call_end_by = Instant::now() + ABANDONED_CALL_GRACE;
     loop {
         let call_ended = match slot {
             SlotState::Ready => return Ok(()),
@@ -371,28 +401,45 @@ async fn recover(s: &SessionShared, slot: &mut SlotState) -> Result<(), Status> 
             }
             SlotState::Draining { call_ended } => *call_ended,
         };
-        let flushed = s.writer.lock().await.flush().await;
-        if let Err(e) = flushed {
-            *slot = SlotState::Broken(e);
-            continue;
+        let mut w = s.writer.lock().await;
+        match tokio::time::timeout_at(call_end_by, w.flush()).await {
+            Ok(Ok(())) => drop(w),
+            Ok(Err(e)) => {
+                drop(w);
+                *slot = SlotState::Broken(e);
+                continue;
+            }
+            Err(_) => {
+                // The server stopped reading: end the session on both sides.
+                w.reset();
+                drop(w);
+                s.reader.lock().await.stop();
+                *slot = SlotState::Broken(Status::unavailable(format!(
+                    "session lost: the server did not read the CANCEL of an abandoned call within \
+                     {ABANDONED_CALL_GRACE:?}"
+                )));
+                continue;
+            }
         }
         let mut r = s.reader.lock().await;
         let mut call_ended = call_ended;
         *slot = loop {
-            let read = if call_ended {
-                match tokio::time::timeout(CANCEL_ANSWER_GRACE, r.next()).await {
-                    Ok(read) => read,
-                    Err(_) => {
-                        // Out of sync for good: end the session on both sides.
-                        r.stop();
-                        s.writer.lock().await.reset();
-                        break SlotState::Broken(Status::unavailable(
-                            "session lost: the server did not answer the CANCEL of an abandoned call",
-                        ));
-                    }
+            let until = if call_ended { Instant::now() + CANCEL_ANSWER_GRACE } else { call_end_by };
+            let read = match tokio::time::timeout_at(until, r.next()).await {
+                Ok(read) => read,
+                Err(_) => {
+                    // Out of sync for good: end the session on both sides.
+                    r.stop();
+                    s.writer.lock().await.reset();
+                    break SlotState::Broken(Status::unavailable(if call_ended {
+                        "session lost: the server did not answer the CANCEL of an abandoned call".to_owned()
+                    } else {
+                        format!(
+                            "session lost: the server did not end an abandoned call within \
+                             {ABANDONED_CALL_GRACE:?} of its CANCEL"
+                        )
+                    }));
                 }
-            } else {
-                r.next().await
             };
             match read {
                 Ok(Some(frame)) => match drain_step(&frame, s.json) {
@@ -472,20 +519,25 @@ impl SessionCallGuard {
     }
 
     /// After a failed write: the non-OK trailer the server sent before it stopped reading,
-    /// if the reader is free (it is not while a bidi call's response stream holds it).
+    /// if the reader is free (it is not while a bidi call's response stream holds it) and the
+    /// trailer arrives within [`CANCEL_ANSWER_GRACE`] (a server that stopped reading without
+    /// a word must not hold the call forever).
     async fn server_trailer(&self) -> Option<Status> {
         let reader = self.session.reader.clone();
         let mut r = reader.try_lock().ok()?;
-        loop {
-            match r.next().await {
-                Ok(Some(frame)) if frame.flags & TRAILER != 0 => {
-                    let status = super::inbound::decode_trailer(&frame.payload, self.session.json);
-                    return (!status.is_ok()).then_some(status);
+        let trailer = async {
+            loop {
+                match r.next().await {
+                    Ok(Some(frame)) if frame.flags & TRAILER != 0 => {
+                        let status = super::inbound::decode_trailer(&frame.payload, self.session.json);
+                        return (!status.is_ok()).then_some(status);
+                    }
+                    Ok(Some(_)) => continue,
+                    Ok(None) | Err(_) => return None,
                 }
-                Ok(Some(_)) => continue,
-                Ok(None) | Err(_) => return None,
             }
-        }
+        };
+        tokio::time::timeout(CANCEL_ANSWER_GRACE, trailer).await.ok().flatten()
     }
 
     /// Writes one more frame of the call (request or end-of-input trailer).

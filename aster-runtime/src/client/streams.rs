@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures::task::AtomicWaker;
 use tokio::time::{Instant, Sleep};
 
-use super::channel::{consume_eof, early_status, read_single_response};
+use super::channel::{consume_eof, early_status, finish_and_read_single};
 use super::inbound::{Inbound, classify};
 use super::options::deadline_exceeded;
 use super::session::{SessionCs, SessionRx, SessionTx};
@@ -596,14 +596,7 @@ impl PerCallCs {
         if let Some(f) = &self.failed {
             return Err(f.clone());
         }
-        let fut = async {
-            let written = self.writer.finish().await;
-            match (read_single_response(&mut self.reader, self.json).await, written) {
-                (Ok(r), _) => Ok(r),
-                (Err(e), Err(write_err)) if e.code() == Code::Unavailable => Err(write_err),
-                (Err(e), _) => Err(e),
-            }
-        };
+        let fut = finish_and_read_single(&mut self.reader, &mut self.writer, self.json);
         let r = super::options::with_deadline(deadline, fut).await;
         match &r {
             Ok(_) => {

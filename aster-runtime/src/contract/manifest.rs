@@ -29,6 +29,7 @@ use super::build::BuiltContract;
 use super::describe::{FieldDesc, FieldType, MethodType, ServiceDesc, TypeDesc, TypeDescKind, primitive};
 use super::ids::ContractId;
 use super::limits::{MAX_FIELDS_PER_TYPE, MAX_METHODS, MAX_TYPES};
+use crate::admission::push_python_ascii;
 
 /// Field-schema version written in `v`.
 pub const FIELD_SCHEMA_VERSION: u32 = 1;
@@ -255,9 +256,9 @@ impl ContractManifest {
     }
 
     /// The JSON text as 0.1.2 writes it (`json.dumps(asdict(m), indent=2)`: two-space indent,
-    /// non-ASCII escaped as `\uXXXX`).
+    /// DEL and non-ASCII escaped as `\uxxxx`).
     pub fn to_json_pretty(&self) -> Result<String, serde_json::Error> {
-        Ok(escape_non_ascii(&serde_json::to_string_pretty(self)?))
+        Ok(ensure_ascii(&serde_json::to_string_pretty(self)?))
     }
 
     /// Whether the manifest records `id` (0.1.2 refuses to start a server on a mismatch).
@@ -266,20 +267,14 @@ impl ContractManifest {
     }
 }
 
-/// Python's `ensure_ascii`: every non-ASCII char as `\uXXXX` (UTF-16 surrogate pairs above
-/// U+FFFF). Only string contents can hold non-ASCII chars in JSON text.
-fn escape_non_ascii(s: &str) -> String {
+/// Python's `ensure_ascii` applied to serde_json's text: DEL and every non-ASCII char as
+/// `\uxxxx` (UTF-16 surrogate pairs above U+FFFF), the rule of
+/// [`python_ascii_escapes`](crate::admission::python_ascii_escapes). Only
+/// string contents can hold such chars in JSON text (structural characters are printable ASCII
+/// or whitespace below DEL, and serde_json has escaped the control characters already).
+fn ensure_ascii(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_ascii() {
-            out.push(c);
-        } else {
-            let mut units = [0u16; 2];
-            for u in c.encode_utf16(&mut units) {
-                out.push_str(&format!("\\u{u:04x}"));
-            }
-        }
-    }
+    push_python_ascii(&mut out, s);
     out
 }
 
@@ -475,4 +470,18 @@ fn field_descriptor(f: &FieldDesc) -> ManifestField {
         _ => {}
     }
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    /// `json.dumps({"a": "\x7f\x80é😀\n"}, indent=2)` in Python 3: DEL is escaped too, the
+    /// structural newlines and spaces are not.
+    #[test]
+    fn ensure_ascii_escapes_del_like_python() {
+        let text = serde_json::to_string_pretty(&serde_json::json!({"a": "\u{7f}\u{80}é😀\n"})).unwrap();
+        assert_eq!(ensure_ascii(&text), "{\n  \"a\": \"\\u007f\\u0080\\u00e9\\ud83d\\ude00\\n\"\n}");
+    }
 }

@@ -2,11 +2,13 @@
 //! and Python `json.dumps` string escaping.
 
 use super::Attributes;
+use crate::admission::{push_python_u_escape, python_ascii_escapes};
 
 /// Appends `s` as a JSON string literal, escaped exactly as Python's `json.dumps`:
 /// `"` `\` and `\b \f \n \r \t` by their short escapes, other C0 controls as `\u00xx`
-/// (lowercase hex). With `ensure_ascii` (Python's default) every non-ASCII character is written
-/// as `\uxxxx` (UTF-16 surrogate pairs beyond the BMP); without it (canonical JSON) as UTF-8.
+/// (lowercase hex). With `ensure_ascii` (Python's default) DEL (U+007F) and every non-ASCII
+/// character are written as `\uxxxx` (UTF-16 surrogate pairs beyond the BMP); without it
+/// (canonical JSON) as they are (UTF-8).
 pub(crate) fn push_str_literal(out: &mut String, s: &str, ensure_ascii: bool) {
     out.push('"');
     for c in s.chars() {
@@ -18,25 +20,12 @@ pub(crate) fn push_str_literal(out: &mut String, s: &str, ensure_ascii: bool) {
             '\t' => out.push_str("\\t"),
             '\u{08}' => out.push_str("\\b"),
             '\u{0c}' => out.push_str("\\f"),
-            c if u32::from(c) < 0x20 => push_u_escape(out, u32::from(c)),
-            c if ensure_ascii && !c.is_ascii() => {
-                let mut units = [0u16; 2];
-                for u in c.encode_utf16(&mut units) {
-                    push_u_escape(out, u32::from(*u));
-                }
-            }
+            c if u32::from(c) < 0x20 => push_python_u_escape(out, c),
+            c if ensure_ascii && python_ascii_escapes(c) => push_python_u_escape(out, c),
             c => out.push(c),
         }
     }
     out.push('"');
-}
-
-fn push_u_escape(out: &mut String, v: u32) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    out.push_str("\\u");
-    for shift in [12, 8, 4, 0] {
-        out.push(char::from(DIGITS[((v >> shift) & 0xf) as usize]));
-    }
 }
 
 /// Appends `attrs` as a compact JSON object in key order (the map's order: code-point order,
@@ -180,6 +169,9 @@ mod tests {
         assert_eq!(lit("\u{8}\u{c}\n\r\t\u{1}\u{1f}\u{7f}", false), "\"\\b\\f\\n\\r\\t\\u0001\\u001f\u{7f}\"");
         assert_eq!(lit("é😀", false), "\"é😀\"");
         assert_eq!(lit("é😀", true), "\"\\u00e9\\ud83d\\ude00\"");
+        // Python: json.dumps("\x7f") == '"\\u007f"', json.dumps("\x7f", ensure_ascii=False) keeps it.
+        assert_eq!(lit("~\u{7f}", true), "\"~\\u007f\"");
+        assert_eq!(lit("\u{1}", true), "\"\\u0001\"");
         assert_eq!(lit("\u{2028}/", false), "\"\u{2028}/\"");
     }
 
