@@ -78,8 +78,16 @@ fn keygen_writes_the_cli_key_files() {
     // never overwritten
     let again = aster(&s.0, &["trust", "keygen", "--out-key", "keys/deploy-root.key"]);
     assert_eq!(code(&again), 1);
-    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("key file already exists"));
     assert_eq!(RootKeyFile::load(s.path("keys/deploy-root.key")).unwrap().public_key(), public);
+    // a `.pub` of another key: refused before anything is written (no key next to a wrong .pub)
+    std::fs::write(s.path("keys/stale.pub"), s.read("keys/deploy-root.pub")).unwrap();
+    let stale = aster(&s.0, &["trust", "keygen", "--out-key", "keys/stale.key"]);
+    assert_eq!(code(&stale), 1);
+    let stderr = String::from_utf8_lossy(&stale.stderr);
+    assert!(stderr.contains("public key file already exists") && stderr.contains("stale.pub"), "{stderr}");
+    assert!(!s.path("keys/stale.key").exists());
+    assert_eq!(load_public_key_file(s.path("keys/stale.pub")).unwrap(), public);
     // default location: ~/.aster/root.key
     ok(&aster(&s.0, &["trust", "keygen"]));
     assert!(RootKeyFile::load(s.path("home/.aster/root.key")).is_ok());
@@ -227,6 +235,8 @@ fn verify_checks_root_signature_expiry_and_binding() {
     assert_eq!(code(&out), 1);
     assert!(String::from_utf8_lossy(&out.stdout).contains("untrusted root key"));
     ok(&aster(&s.0, &["trust", "verify", "--root-pub", "root.key", "policy.json"]));
+    // `--root-key` belongs to `sign`, not `verify`
+    assert_eq!(code(&aster(&s.0, &["trust", "verify", "--root-key", "root.key", "policy.json"])), 2);
     // tampered
     let tampered = s.read("policy.json").replace("\"ops\"", "\"admin\"");
     std::fs::write(s.path("tampered.json"), tampered).unwrap();

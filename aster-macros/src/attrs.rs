@@ -1,5 +1,5 @@
-//! Argument parsing shared by the macros: serialization mode lists and capability
-//! requirements.
+//! Helpers shared by the macros: serialization mode lists, capability requirements, error
+//! collection and identifier spelling.
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
@@ -137,4 +137,10 @@ impl Errors {
             None => Ok(()),
         }
     }
+}
+
+/// `r#type` → `type`: the identifier as written on the wire and in messages.
+pub(crate) fn unraw(ident: &Ident) -> String {
+    let s = ident.to_string();
+    s.strip_prefix("r#").map(str::to_owned).unwrap_or(s)
 }

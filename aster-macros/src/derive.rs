@@ -5,7 +5,7 @@ use quote::quote;
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Expr, ExprLit, Fields, Lit, LitStr};
 
-use crate::attrs::Errors;
+use crate::attrs::{Errors, unraw};
 
 /// The wire tag of the type: explicit, or derived from the module path.
 enum Tag {
@@ -176,12 +176,6 @@ enum Body<'a> {
     Struct(Vec<&'a syn::Field>),
     /// Variants in declaration order (the XLANG ordinal is the index) with their values.
     Enum(Vec<(syn::Ident, i32)>),
-}
-
-/// `r#type` → `type`.
-fn unraw(ident: &syn::Ident) -> String {
-    let s = ident.to_string();
-    s.strip_prefix("r#").map(str::to_owned).unwrap_or(s)
 }
 
 fn generate(input: &DeriveInput, container: &Container, body: &Body<'_>) -> TokenStream {

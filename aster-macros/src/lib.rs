@@ -184,6 +184,11 @@ pub fn derive_aster_type(input: TokenStream) -> TokenStream {
 /// * session scope: `struct PSessionClient { session }` with `open(&channel)`,
 ///   `open_with(&channel, opts)`, `from_session`, `close` and the same per-RPC methods.
 ///
+/// Both clients also have the constants `SERVICE` and `VERSION`. An RPC method named like
+/// one of the client's own items (`new`, `SERVICE`, `VERSION` in shared scope; `open`,
+/// `open_with`, `from_session`, `close`, `SERVICE`, `VERSION` in session scope) is an error:
+/// rename the Rust method and keep the wire name with `name = "..."`.
+///
 /// Errors (a missing `async`, a wrong parameter, a duplicate wire name, an unknown argument,
 /// …) point at the offending tokens and spell out the expected signature.
 #[proc_macro_attribute]

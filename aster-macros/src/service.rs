@@ -10,7 +10,7 @@ use syn::{
     TraitItem, TraitItemFn, Type,
 };
 
-use crate::attrs::{Errors, Mode, Requires, parse_modes};
+use crate::attrs::{Errors, Mode, Requires, parse_modes, unraw};
 
 /// Entry point: never fails; errors become `compile_error!`s next to the (cleaned) trait.
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -268,11 +268,6 @@ fn pascal_case(snake: &str) -> String {
     if out.is_empty() { "Method".to_owned() } else { out }
 }
 
-fn unraw(ident: &Ident) -> String {
-    let s = ident.to_string();
-    s.strip_prefix("r#").map(str::to_owned).unwrap_or(s)
-}
-
 /// The last path segment of `ty` and its generic type arguments, if `ty` is a plain path.
 fn last_segment(ty: &Type) -> Option<(&Ident, Vec<&Type>)> {
     let Type::Path(p) = ty else { return None };
@@ -315,7 +310,8 @@ fn type_text(ty: &Type) -> String {
     quote!(#ty).to_string().replace(" < ", "<").replace(" >", ">").replace(" ,", ",").replace(":: ", "::")
 }
 
-fn analyse_method(mut f: TraitItemFn, scope: Scope, errors: &mut Errors) -> Option<Method> {
+/// `prefix` is the generated-name prefix ([`name_prefix`]), for the client-name clash check.
+fn analyse_method(mut f: TraitItemFn, scope: Scope, prefix: &str, errors: &mut Errors) -> Option<Method> {
     let fn_ident = f.sig.ident.clone();
     let fn_name = unraw(&fn_ident);
 
@@ -360,6 +356,22 @@ fn analyse_method(mut f: TraitItemFn, scope: Scope, errors: &mut Errors) -> Opti
         errors.push(syn::Error::new(span, msg));
         ok = false;
     };
+
+    // the typed client gets one method per RPC method, next to its own items
+    let (client, taken) = client_items(prefix, scope);
+    if taken.contains(&fn_name.as_str()) {
+        let keep_wire_name = match &args.name {
+            Some(name) => format!("its wire name stays `{}`", name.value()),
+            None => format!("the wire name can stay: `#[{}(name = \"{fn_name}\")]`", pattern.attr_name()),
+        };
+        fail(
+            fn_ident.span(),
+            format!(
+                "RPC method `{fn_name}` clashes with `{client}::{fn_name}`, which the generated client already \
+                 defines; rename the Rust method ({keep_wire_name})"
+            ),
+        );
+    }
 
     let sig = &f.sig;
     if sig.asyncness.is_none() {
@@ -559,6 +571,7 @@ fn expand_trait(args: TokenStream, item: &ItemTrait) -> syn::Result<TokenStream>
         }
     };
     let scope = args.as_ref().map_or(Scope::Shared, |a| a.scope);
+    let prefix = name_prefix(&item.ident);
 
     if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
         errors.push(syn::Error::new(item.generics.span(), "a #[service] trait cannot be generic"));
@@ -576,7 +589,7 @@ fn expand_trait(args: TokenStream, item: &ItemTrait) -> syn::Result<TokenStream>
     for it in &item.items {
         match it {
             TraitItem::Fn(f) => {
-                if let Some(m) = analyse_method(f.clone(), scope, &mut errors) {
+                if let Some(m) = analyse_method(f.clone(), scope, &prefix, &mut errors) {
                     let name_span = m.args.name.as_ref().map_or(m.fn_ident.span(), LitStr::span);
                     if let Some(first) = wire_names.get(&m.wire_name) {
                         errors.push(syn::Error::new(
@@ -615,15 +628,33 @@ fn expand_trait(args: TokenStream, item: &ItemTrait) -> syn::Result<TokenStream>
     Ok(generate(item, &args, &methods))
 }
 
+/// The prefix of the generated names: `TaskManagerHandler` → `TaskManager` (a trait not ending
+/// in `Handler` keeps its whole name).
+fn name_prefix(trait_ident: &Ident) -> String {
+    let trait_name = unraw(trait_ident);
+    match trait_name.strip_suffix("Handler") {
+        Some(s) if !s.is_empty() => s.to_owned(),
+        _ => trait_name,
+    }
+}
+
+/// The generated client type and the associated items it defines besides the RPC methods: an
+/// RPC method of one of these names would be a second definition in the same `impl` (E0592).
+fn client_items(prefix: &str, scope: Scope) -> (String, &'static [&'static str]) {
+    match scope {
+        Scope::Shared => (format!("{prefix}Client"), &["new", "SERVICE", "VERSION"]),
+        Scope::Session => {
+            (format!("{prefix}SessionClient"), &["open", "open_with", "from_session", "close", "SERVICE", "VERSION"])
+        }
+    }
+}
+
 fn generate(item: &ItemTrait, args: &ServiceArgs, methods: &[Method]) -> TokenStream {
     let p = quote!(::aster::__private);
     let vis = &item.vis;
     let trait_ident = &item.ident;
     let trait_name = unraw(trait_ident);
-    let prefix = match trait_name.strip_suffix("Handler") {
-        Some(s) if !s.is_empty() => s.to_owned(),
-        _ => trait_name.clone(),
-    };
+    let prefix = name_prefix(trait_ident);
     let span = trait_ident.span();
     let msg_ident = format_ident!("{}Msg", prefix, span = span);
     let svc_ident = format_ident!("{}Service", prefix, span = span);

@@ -34,6 +34,8 @@ pub fn live_heap() -> (i64, i64) {
 /// How many calls/messages each run makes (`ASTER_BENCH_SCALE` multiplies them).
 #[derive(Clone, Copy, Debug)]
 pub struct Counts {
+    /// `ASTER_BENCH_SCALE` (default 1.0), for sections that size themselves.
+    pub scale: f64,
     pub seq: usize,
     pub conc: usize,
     pub stream: usize,
@@ -44,7 +46,7 @@ impl Counts {
     pub fn from_env() -> Counts {
         let scale: f64 = std::env::var("ASTER_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
         let n = |base: f64| ((base * scale) as usize).max(16);
-        Counts { seq: n(2_000.0), conc: n(20_000.0), stream: n(200_000.0), warm: n(200.0) }
+        Counts { scale, seq: n(2_000.0), conc: n(20_000.0), stream: n(200_000.0), warm: n(200.0) }
     }
 }
 
@@ -197,6 +199,16 @@ where
         alloc_bytes_per_call: seq.alloc_bytes_per_call,
         conc_per_s,
     })
+}
+
+/// Table cells of `a / b`, level by level (as many as both have), with `decimals` decimals.
+pub fn ratio_cells(a: &[f64], b: &[f64], decimals: usize) -> String {
+    a.iter().zip(b).map(|(x, y)| format!("{:.*}", decimals, x / y)).collect::<Vec<_>>().join(" | ")
+}
+
+/// Table cells of rates, level by level.
+pub fn rate_cells(rates: &[f64]) -> String {
+    rates.iter().map(|v| fmt_rate(*v)).collect::<Vec<_>>().join(" | ")
 }
 
 pub fn fmt_rate(v: f64) -> String {

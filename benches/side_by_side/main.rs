@@ -25,7 +25,7 @@ mod raw;
 use anyhow::Result;
 use aster::prelude::*;
 
-use common::{CONCURRENCY, Caller, Counts, MSG, Row, fmt_rate, unary_row};
+use common::{CONCURRENCY, Caller, Counts, MSG, Row, fmt_rate, rate_cells, ratio_cells, unary_row};
 
 /// Sections picked by `ASTER_BENCH_ONLY` (all when unset).
 struct Only(Option<Vec<String>>);
@@ -171,8 +171,8 @@ async fn run() -> Result<()> {
     print_tables(&res);
 
     if only.has("memory") {
-        let sessions = (10_000.0 * scale_factor()).max(100.0) as usize;
-        let connections = (500.0 * scale_factor()).max(20.0) as usize;
+        let sessions = (10_000.0 * c.scale).max(100.0) as usize;
+        let connections = (500.0 * c.scale).max(20.0) as usize;
         let m = memory::bench(sessions, connections).await?;
         println!();
         println!("| server memory (separate process) | resident | live heap |");
@@ -188,10 +188,6 @@ async fn run() -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn scale_factor() -> f64 {
-    std::env::var("ASTER_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0)
 }
 
 /// A table of unary rows: latency, allocations and throughput at each level.
@@ -210,7 +206,7 @@ fn print_rows(title: &str, rows: &[(String, Row)], levels: &[String]) {
             fmt_rate(r.seq_per_s),
             r.allocs_per_call,
             r.alloc_bytes_per_call,
-            r.conc_per_s.iter().map(|v| fmt_rate(*v)).collect::<Vec<_>>().join(" | ")
+            rate_cells(&r.conc_per_s)
         );
     }
 }
@@ -223,16 +219,7 @@ fn print_tables(res: &Results) {
         println!("| ratio vs raw iroh | seq p50 (×, lower is better) | {} (×, higher is better) |", levels.join(" | "));
         println!("|---|---|{}", "---|".repeat(levels.len()));
         for (name, r) in res.unary.iter().filter(|(n, _)| !n.starts_with("raw iroh")) {
-            println!(
-                "| {name} | {:.2} | {} |",
-                r.p50_us / raw.p50_us,
-                r.conc_per_s
-                    .iter()
-                    .zip(&raw.conc_per_s)
-                    .map(|(a, b)| format!("{:.2}", a / b))
-                    .collect::<Vec<_>>()
-                    .join(" | ")
-            );
+            println!("| {name} | {:.2} | {} |", r.p50_us / raw.p50_us, ratio_cells(&r.conc_per_s, &raw.conc_per_s, 2));
         }
     }
     if let (Some(actor), Some(direct)) = (res.row("aster unary native (actor"), res.row("aster unary native (direct")) {
@@ -245,13 +232,7 @@ fn print_tables(res: &Results) {
         println!(
             "| full actor path / direct | {:.2} | {} |",
             actor.p50_us / direct.p50_us,
-            actor
-                .conc_per_s
-                .iter()
-                .zip(&direct.conc_per_s)
-                .map(|(a, b)| format!("{:.2}", a / b))
-                .collect::<Vec<_>>()
-                .join(" | ")
+            ratio_cells(&actor.conc_per_s, &direct.conc_per_s, 2)
         );
     }
     print_rows("TaskManager.assign_task (XLANG, admission first)", &res.taskmanager, &levels);

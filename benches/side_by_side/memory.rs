@@ -1,25 +1,35 @@
 //! Resident memory of an Aster node per idle connection and per idle session actor.
 //!
 //! The node runs in a child process (this bench binary started again with
-//! `ASTER_BENCH_MEMORY_SERVER=1`), so the client's own memory is not counted. The child prints
-//! its ticket, then answers `rss` on stdin with its resident set size (`VmRSS` of
-//! `/proc/self/status`) and its live heap bytes (allocated minus freed, from the counting
-//! allocator: what the node's objects take, without the allocator's slack). The parent warms the node up (calls, sessions opened and closed),
-//! reads the RSS, opens `n` sessions (each makes one call, so its actor exists and has run) or
-//! `n` connections (each makes one call), reads the RSS again and divides the difference.
+//! `ASTER_BENCH_MEMORY_SERVER=<max concurrent streams>`), so the client's own memory is not
+//! counted. The child prints its ticket, then answers `rss` on stdin with its resident set size
+//! (`VmRSS` of `/proc/self/status`) and its live heap bytes (allocated minus freed, from the
+//! counting allocator: what the node's objects take, without the allocator's slack). The
+//! parent warms the node up (calls, sessions opened and closed), reads the RSS, opens `n`
+//! sessions (each makes one call, so its actor exists and has run) or `n` connections (each
+//! makes one call), reads the RSS again and divides the difference. The parent reads the
+//! child's answers on a blocking thread, each within [`ANSWER_LIMIT`].
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use aster::prelude::*;
 use aster::runtime::transport::{EndpointConfig, bind_endpoint};
 
 use crate::aster_paths::{Blob, Echo, EchoClient, EchoService, StreamRequest};
 use crate::common::{MSG, live_heap};
 
-/// The env var that turns the bench binary into the memory bench's server.
+/// The env var that turns the bench binary into the memory bench's server; its value is the
+/// node's maximum number of concurrent streams.
 pub const SERVER_ENV: &str = "ASTER_BENCH_MEMORY_SERVER";
+
+/// How long the server may take to print its ticket or answer `rss`.
+const ANSWER_LIMIT: Duration = Duration::from_secs(60);
+
+/// How long the server may take to exit after `quit` before it is killed.
+const QUIT_LIMIT: Duration = Duration::from_secs(3);
 
 #[aster::service(name = "Tally", version = 1, scope = session)]
 pub trait TallyHandler {
@@ -59,8 +69,7 @@ pub async fn serve(max_streams: u32) -> Result<()> {
         .spawn()
         .await?;
     println!("ticket {}", node.ticket());
-    let lines = tokio::task::spawn_blocking(|| {
-        let mut out = Vec::new();
+    tokio::task::spawn_blocking(|| {
         for line in std::io::stdin().lock().lines() {
             let Ok(line) = line else { break };
             if line.trim() == "quit" {
@@ -70,11 +79,9 @@ pub async fn serve(max_streams: u32) -> Result<()> {
             let (live, _) = live_heap();
             let answer = rss_bytes().map_or_else(|e| format!("error {e}"), |b| format!("rss {b} heap {live}"));
             println!("{answer}");
-            out.push(line);
         }
-        out
-    });
-    lines.await?;
+    })
+    .await?;
     node.shutdown().await?;
     Ok(())
 }
@@ -82,11 +89,13 @@ pub async fn serve(max_streams: u32) -> Result<()> {
 struct ServerProcess {
     child: Child,
     stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    /// `None` only after a read timed out (the reader is then left to its blocking thread,
+    /// which ends when the child is killed).
+    stdout: Option<BufReader<ChildStdout>>,
 }
 
 impl ServerProcess {
-    fn start(max_streams: u32) -> Result<(ServerProcess, String)> {
+    async fn start(max_streams: u32) -> Result<(ServerProcess, String)> {
         let exe = std::env::current_exe()?;
         let mut child = Command::new(exe)
             .env(SERVER_ENV, max_streams.to_string())
@@ -95,26 +104,39 @@ impl ServerProcess {
             .stderr(Stdio::inherit())
             .spawn()?;
         let stdin = child.stdin.take().context("child stdin")?;
-        let stdout = BufReader::new(child.stdout.take().context("child stdout")?);
+        let stdout = Some(BufReader::new(child.stdout.take().context("child stdout")?));
         let mut p = ServerProcess { child, stdin, stdout };
-        let line = p.read_line()?;
+        let line = p.read_line("its ticket").await?;
         let ticket = line.strip_prefix("ticket ").ok_or_else(|| anyhow!("unexpected server line: {line}"))?;
         Ok((p, ticket.to_string()))
     }
 
-    fn read_line(&mut self) -> Result<String> {
-        let mut line = String::new();
-        if self.stdout.read_line(&mut line)? == 0 {
-            return Err(anyhow!("memory server exited"));
+    /// The server's next line (`what` names it for the errors), read on a blocking thread so
+    /// no runtime worker waits on the pipe, within [`ANSWER_LIMIT`].
+    async fn read_line(&mut self, what: &str) -> Result<String> {
+        let mut stdout = self.stdout.take().context("the memory server's stdout was lost to an earlier timeout")?;
+        let read = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            let n = stdout.read_line(&mut line);
+            (stdout, n.map(|n| (n, line)))
+        });
+        let Ok(joined) = tokio::time::timeout(ANSWER_LIMIT, read).await else {
+            bail!("the memory server sent no {what} within {ANSWER_LIMIT:?}");
+        };
+        let (stdout, read) = joined?;
+        self.stdout = Some(stdout);
+        let (n, line) = read.with_context(|| format!("reading {what} from the memory server"))?;
+        if n == 0 {
+            bail!("the memory server exited before sending {what}");
         }
         Ok(line.trim().to_string())
     }
 
     /// (resident bytes, live heap bytes) of the server.
-    fn rss(&mut self) -> Result<(u64, u64)> {
+    async fn rss(&mut self) -> Result<(u64, u64)> {
         writeln!(self.stdin, "rss")?;
         self.stdin.flush()?;
-        let line = self.read_line()?;
+        let line = self.read_line("its memory figures").await?;
         let mut words = line.split(' ');
         match (words.next(), words.next(), words.next(), words.next()) {
             (Some("rss"), Some(rss), Some("heap"), Some(heap)) => Ok((rss.parse()?, heap.parse()?)),
@@ -127,13 +149,17 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = writeln!(self.stdin, "quit");
         let _ = self.stdin.flush();
-        if !matches!(self.child.try_wait(), Ok(Some(_))) {
-            std::thread::sleep(std::time::Duration::from_millis(500));
-            if !matches!(self.child.try_wait(), Ok(Some(_))) {
-                let _ = self.child.kill();
+        // The server shuts its node down and exits; it is killed if it takes longer.
+        let deadline = Instant::now() + QUIT_LIMIT;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) => return,
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+                _ => break,
             }
-            let _ = self.child.wait();
         }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -177,7 +203,7 @@ async fn open_sessions(channel: &Channel, n: usize) -> Result<Vec<Session>> {
 /// Measures `connections` idle connections, then `sessions` idle sessions on one connection.
 pub async fn bench(sessions: usize, connections: usize) -> Result<Memory> {
     let max_streams = u32::try_from(sessions + 1024)?;
-    let (mut server, ticket) = ServerProcess::start(max_streams)?;
+    let (mut server, ticket) = ServerProcess::start(max_streams).await?;
     let ep = bind_endpoint(&EndpointConfig::default()).await?;
     let channel = Channel::connect_ticket(&ep, &ticket).await?;
     let echo = EchoClient::new(channel.clone());
@@ -191,7 +217,7 @@ pub async fn bench(sessions: usize, connections: usize) -> Result<Memory> {
     for s in warm {
         s.close().await?;
     }
-    let baseline = server.rss()?;
+    let baseline = server.rss().await?;
 
     // Idle connections first (freed session memory would otherwise be reused for them). Each
     // makes one call, so its connection actor has served a stream.
@@ -201,11 +227,11 @@ pub async fn bench(sessions: usize, connections: usize) -> Result<Memory> {
         EchoClient::new(c.clone()).echo(&blob, CallOptions::new()).await?;
         conns.push(c);
     }
-    let with_conns = server.rss()?;
+    let with_conns = server.rss().await?;
     let per_connection = per(with_conns, baseline, connections);
 
     let open = open_sessions(&channel, sessions).await?;
-    let with_sessions = server.rss()?;
+    let with_sessions = server.rss().await?;
     let per_session = per(with_sessions, with_conns, sessions);
     for s in open {
         s.close().await?;

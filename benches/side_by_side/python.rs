@@ -22,7 +22,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use aster::prelude::*;
 use aster::runtime::transport::{Endpoint, EndpointAddr, EndpointConfig, EndpointId, bind_endpoint};
 
-use crate::common::{Counts, Row, fmt_rate, unary_row};
+use crate::common::{Counts, Row, fmt_rate, rate_cells, ratio_cells, unary_row};
 use service::{TaskAssignment, TaskManagerClient};
 
 pub const PY_ROW: &str = "python aster-rpc 0.1.2 server (TaskManager.assign_task, xlang)";
@@ -30,6 +30,10 @@ pub const RS_ROW: &str = "aster-rs node (TaskManager.assign_task, xlang)";
 
 /// How long server.py may take to write its info file (it takes about a second).
 const START_LIMIT: Duration = Duration::from_secs(30);
+
+/// The deadline of every call (and of admission), so a stalled server fails the section
+/// instead of hanging the bench. Both rows carry it, so they stay comparable.
+const CALL_LIMIT: Duration = Duration::from_secs(30);
 
 /// Where the Python peer is: the venv's interpreter and the harness's `server.py`.
 struct Peer {
@@ -59,39 +63,44 @@ impl Peer {
     }
 }
 
-/// A running `server.py`: the child is killed and its temp directory removed on drop.
+/// A temp directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `server.py`: the child is killed on drop, then its temp directory removed (the
+/// fields drop after [`PyServer::drop`]).
 struct PyServer {
     child: Child,
-    dir: PathBuf,
+    dir: TempDir,
 }
 
 impl PyServer {
     /// Starts server.py; returns it with the address from its info file.
     async fn start(peer: &Peer) -> Result<(PyServer, EndpointAddr)> {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.subsec_nanos();
-        let dir = std::env::temp_dir().join(format!("aster-bench-py-{}-{nanos}", std::process::id()));
-        fs::create_dir_all(&dir)?;
-        let info = dir.join("server_info.json");
-        let spawned = Command::new(&peer.python)
+        // The guard exists before the directory does, so every failure below removes it.
+        let dir = TempDir(std::env::temp_dir().join(format!("aster-bench-py-{}-{nanos}", std::process::id())));
+        fs::create_dir_all(&dir.0)?;
+        let info = dir.0.join("server_info.json");
+        let child = Command::new(&peer.python)
             .arg(&peer.server_py)
             .arg("--info")
             .arg(&info)
             .env("ASTER_RELAY_MODE", "disabled")
             .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("ASTER_RUN_DIR", &dir)
+            .env("ASTER_RUN_DIR", &dir.0)
             .env_remove("ASTER_SERVER_INFO")
             .stdin(Stdio::null())
-            .stdout(fs::File::create(dir.join("server.out"))?)
-            .stderr(fs::File::create(dir.join("server.err"))?)
-            .spawn();
-        let child = match spawned {
-            Ok(child) => child,
-            Err(e) => {
-                let _ = fs::remove_dir_all(&dir);
-                return Err(anyhow!("cannot start {}: {e}", peer.python.display()));
-            }
-        };
-        // From here on the guard owns the child and the directory.
+            .stdout(fs::File::create(dir.0.join("server.out"))?)
+            .stderr(fs::File::create(dir.0.join("server.err"))?)
+            .spawn()
+            .with_context(|| format!("cannot start {}", peer.python.display()))?;
+        // From here on the guard owns the child too.
         let mut server = PyServer { child, dir };
         let text = server.wait_for_info(&info).await?;
         let json: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("info file: {text}"))?;
@@ -120,26 +129,30 @@ impl PyServer {
     }
 
     fn logs(&self) -> String {
-        let read = |name: &str| fs::read_to_string(self.dir.join(name)).unwrap_or_default();
+        let read = |name: &str| fs::read_to_string(self.dir.0.join(name)).unwrap_or_default();
         format!("--- server.py stdout\n{}--- server.py stderr\n{}", read("server.out"), read("server.err"))
     }
 }
 
 impl Drop for PyServer {
     fn drop(&mut self) {
-        // SIGKILL: nothing of the server outlives it but the temp directory, removed here (the
-        // client has closed its connections by now).
+        // SIGKILL: nothing of the server outlives it but the temp directory, removed next by
+        // the `dir` field's guard (the client has closed its connections by now).
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
 /// The unary row of `assign_task` against the producer at `addr`: admission, the channel in
 /// the selected mode (checked to be XLANG), one checked call, then the measurement.
 async fn assign_task_row(c: &Counts, levels: &[usize], ep: &Endpoint, addr: EndpointAddr, worker: &str) -> Result<Row> {
-    let client = AsterClient::connect(ep, addr).await?;
-    let channel = client.channel_for("TaskManager").await?;
+    let (client, channel) = tokio::time::timeout(CALL_LIMIT, async {
+        let client = AsterClient::connect(ep, addr).await?;
+        let channel = client.channel_for("TaskManager").await?;
+        Ok::<_, anyhow::Error>((client, channel))
+    })
+    .await
+    .map_err(|_| anyhow!("admission to the TaskManager producer took longer than {CALL_LIMIT:?}"))??;
     anyhow::ensure!(channel.mode() == SerializationMode::Xlang, "admission selected {}", channel.mode());
     let tm = TaskManagerClient::new(channel);
     // The request of ../shared/interop/bench.py.
@@ -149,13 +162,13 @@ async fn assign_task_row(c: &Counts, levels: &[usize], ep: &Endpoint, addr: Endp
         priority: 1,
         tags: vec!["a".into(), "b".into()],
     };
-    let ack = tm.assign_task(&req, CallOptions::new()).await?;
+    let ack = tm.assign_task(&req, CallOptions::new().timeout(CALL_LIMIT)).await?;
     anyhow::ensure!(ack.worker == worker && ack.accepted, "unexpected answer {ack:?} (expected worker {worker})");
 
     let row = unary_row(c, levels, move || {
         let (tm, req) = (tm.clone(), req.clone());
         async move {
-            let ack = tm.assign_task(&req, CallOptions::new()).await?;
+            let ack = tm.assign_task(&req, CallOptions::new().timeout(CALL_LIMIT)).await?;
             anyhow::ensure!(ack.task_id == req.task_id && ack.accepted, "bad answer {ack:?}");
             Ok(())
         }
@@ -198,7 +211,6 @@ pub async fn bench(c: &Counts, levels: &[usize], rows: &mut Vec<(String, Row)>) 
 pub fn print_ratios(rows: &[(String, Row)], levels: &[usize]) {
     let find = |name: &str| rows.iter().find(|(n, _)| n == name).map(|(_, r)| r);
     let (Some(py), Some(rs)) = (find(PY_ROW), find(RS_ROW)) else { return };
-    let ratio = |a: f64, b: f64| format!("{:.1}", a / b);
     let heads = levels.iter().map(|n| format!("{n} in flight")).collect::<Vec<_>>();
     println!();
     println!(
@@ -206,9 +218,11 @@ pub fn print_ratios(rows: &[(String, Row)], levels: &[usize]) {
         heads.join(" | ")
     );
     println!("|---|---|{}", "---|".repeat(heads.len()));
-    let conc = |r: &Row| r.conc_per_s.iter().map(|v| fmt_rate(*v)).collect::<Vec<_>>().join(" | ");
-    println!("| python (calls/s) | {} | {} |", fmt_rate(py.seq_per_s), conc(py));
-    println!("| aster-rs (calls/s) | {} | {} |", fmt_rate(rs.seq_per_s), conc(rs));
-    let conc_ratio = rs.conc_per_s.iter().zip(&py.conc_per_s).map(|(a, b)| ratio(*a, *b)).collect::<Vec<_>>();
-    println!("| ratio (×, aster-rs / python) | {} | {} |", ratio(rs.seq_per_s, py.seq_per_s), conc_ratio.join(" | "));
+    println!("| python (calls/s) | {} | {} |", fmt_rate(py.seq_per_s), rate_cells(&py.conc_per_s));
+    println!("| aster-rs (calls/s) | {} | {} |", fmt_rate(rs.seq_per_s), rate_cells(&rs.conc_per_s));
+    println!(
+        "| ratio (×, aster-rs / python) | {:.1} | {} |",
+        rs.seq_per_s / py.seq_per_s,
+        ratio_cells(&rs.conc_per_s, &py.conc_per_s, 1)
+    );
 }

@@ -7,8 +7,8 @@
 //! aster trust verify --root-pub PATH [--endpoint-id HEX] [--now EPOCH_SECS] CREDENTIAL_FILE
 //! ```
 //!
-//! The files are the CLI's: `keygen` writes `{"private_key", "public_key"}` (mode 0600, never
-//! overwritten) and `<name>.pub`; `sign` writes the credential JSON byte for byte as
+//! The files are the CLI's: `keygen` writes `{"private_key", "public_key"}` (mode 0600) and
+//! `<name>.pub`, and refuses to run if either exists; `sign` writes the credential JSON byte for byte as
 //! `aster trust sign` does. `verify` (not in the Python CLI) checks a credential file — JSON
 //! from either CLI, or an `.aster-identity` file — against a root public key, as a node's
 //! admission would (except OTT nonce consumption and IID). Argument parsing is std-only.
@@ -33,7 +33,7 @@ usage: aster trust <command> [options]
 commands:
   keygen   generate an ed25519 root key pair
              --out-key PATH      key file (default ~/.aster/root.key); the public key goes
-                                 next to it as <name>.pub
+                                 next to it as <name>.pub (neither may exist yet)
   sign     sign an enrollment credential offline
              --root-key PATH     root key file (from keygen)
              --type T            producer (default), policy or ott
@@ -192,24 +192,22 @@ fn create_parent(path: &Path) -> CliResult<()> {
 fn keygen(opts: &Options) -> CliResult<ExitCode> {
     opts.no_positional()?;
     let out = expand_home(opts.get(&["--out-key"]).unwrap_or("~/.aster/root.key"));
-    if out.exists() {
-        return Err(failed(format!(
-            "key file already exists: {}\nUse a different path or remove the existing file.",
-            out.display()
-        )));
+    let pub_path = public_key_path(&out);
+    // Both files are checked before anything is written: a `.pub` left over from another key
+    // would otherwise sit next to the new key and name the wrong root.
+    for (what, path) in [("key file", &out), ("public key file", &pub_path)] {
+        if path.exists() {
+            return Err(failed(format!(
+                "{what} already exists: {}\nUse a different path or remove the existing file.",
+                path.display()
+            )));
+        }
     }
     create_parent(&out)?;
     let key = RootKeyFile::generate();
-    let pub_path = public_key_path(&out);
-    let pub_existed = pub_path.exists();
     key.write_new(&out).map_err(failed)?;
-    if pub_existed {
-        say!("Root key pair written to: {}", out.display());
-        say!("  (public key file already exists: {})", pub_path.display());
-    } else {
-        say!("Root private key written to: {}", out.display());
-        say!("Root public key written to:  {}", pub_path.display());
-    }
+    say!("Root private key written to: {}", out.display());
+    say!("Root public key written to:  {}", pub_path.display());
     say!("  Public key:  {}", key.public_key().to_hex());
     say!("Keep root.key secret. Share root.pub with nodes that need to verify credentials.");
     Ok(ExitCode::SUCCESS)
@@ -332,7 +330,7 @@ fn verify(opts: &Options) -> CliResult<ExitCode> {
     let [file] = opts.positional.as_slice() else {
         return usage("verify takes exactly one CREDENTIAL_FILE");
     };
-    let Some(root_path) = opts.get(&["--root-pub", "--root-key"]) else {
+    let Some(root_path) = opts.get(&["--root-pub"]) else {
         return usage("--root-pub is required");
     };
     let root = load_public_key_file(expand_home(root_path))
